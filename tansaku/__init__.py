@@ -1,0 +1,3 @@
+"""tansaku (探索): high-throughput first-principles screening of candidate crystals."""
+
+__version__ = "0.1.0"
