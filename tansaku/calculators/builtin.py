@@ -1,0 +1,42 @@
+"""The calculators tansaku ships: ASE EMT, CHGNet and SevenNet (7net-0)."""
+
+from __future__ import annotations
+
+from ase.calculators.calculator import Calculator
+
+from tansaku.calculators.registry import MPTRJ_ELEMENTS, CalculatorSpec, register
+
+EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"})
+
+
+def make_emt() -> Calculator:
+    from ase.calculators.emt import EMT
+
+    return EMT()
+
+
+def make_chgnet(model: str = "0.3.0", device: str = "cpu") -> Calculator:
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    loaded = CHGNet.load(model_name=model, use_device=device, verbose=False)
+    return CHGNetCalculator(model=loaded, use_device=device, on_isolated_atoms="ignore")
+
+
+def make_sevenn(model: str = "7net-0", device: str = "cpu") -> Calculator:
+    from sevenn.calculator import SevenNetCalculator
+
+    return SevenNetCalculator(model=model, device=device)
+
+
+register(CalculatorSpec(
+    name="emt", factory=make_emt, elements=EMT_ELEMENTS, package="ase",
+    description="ASE's effective-medium theory (fast, for tests and fcc alloys)"))
+register(CalculatorSpec(
+    name="chgnet", factory=make_chgnet, elements=MPTRJ_ELEMENTS, package="chgnet", magnetic=True,
+    defaults={"model": "0.3.0", "device": "cpu"},
+    description="CHGNet universal potential, pretrained weights shipped in the wheel; predicts magnetic moments"))
+register(CalculatorSpec(
+    name="sevenn", factory=make_sevenn, elements=MPTRJ_ELEMENTS, package="sevenn",
+    defaults={"model": "7net-0", "device": "cpu"},
+    description="SevenNet 7net-0 universal potential, weights shipped in the wheel"))

@@ -1,0 +1,51 @@
+"""One stored result: the unit that flows from a worker to the HDF5 store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass
+class Record:
+    """The outcome of one task (one relaxation of one structure with one calculator).
+
+    Scalars are NaN / -1 when unknown (e.g. ``magmom_total`` for EMT, everything numeric for a failed task).
+    ``numbers``/``positions``/``cell`` hold the final structure (the initial one for a failed task).
+    """
+
+    task_id: str
+    candidate_id: str
+    kind: str  # "candidate" | "reference" | "competing"
+    label: str
+    formula: str
+    prototype: str
+    parent: str
+    calculator: str
+    stage: str
+    status: str  # STATUS_OK | STATUS_FAILED
+    numbers: np.ndarray  # (n,) int
+    positions: np.ndarray  # (n, 3) float, Å
+    cell: np.ndarray  # (3, 3) float, Å
+    pbc: np.ndarray = field(default_factory=lambda: np.ones(3, bool))
+    magmoms: np.ndarray | None = None  # (n,) μB, None when the calculator gives none
+    error: str = ""
+    energy: float = float("nan")  # eV
+    energy_per_atom: float = float("nan")  # eV/atom
+    fmax: float = float("nan")  # eV/Å, largest residual atomic force
+    stress: np.ndarray = field(default_factory=lambda: np.full(6, np.nan))  # eV/Å³, Voigt (xx yy zz yz xz xy)
+    volume: float = float("nan")  # Å³
+    magmom_total: float = float("nan")  # μB per cell
+    steps: int = -1
+    converged: bool = False
+    wall_time: float = float("nan")  # s
+    worker: str = ""  # host:pid that ran the task
+    finished_at: float = float("nan")  # unix time
+
+    @property
+    def natoms(self) -> int:
+        return int(len(self.numbers))

@@ -1,0 +1,38 @@
+"""The Candidate: one structure to be relaxed and ranked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ase import Atoms
+from pymatgen.core import Composition
+
+from tansaku.screening.identity import structure_id
+
+
+@dataclass
+class Candidate:
+    """A generated structure with a stable id, a readable label and its parent's id."""
+
+    atoms: Atoms
+    prototype: str
+    changes: str = ""  # e.g. "8i:Co2 #3/5"; empty for a decorated parent
+    parent: str = ""  # id of the structure it was derived from ("" for a parent)
+    kind: str = "candidate"  # "candidate" | "reference" | "competing"
+    origin: str = ""  # which variant produced it: orderings of one origin are distinct by construction
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id = structure_id(self.atoms)
+
+    @property
+    def formula(self) -> str:
+        return Composition(self.atoms.get_chemical_formula()).reduced_formula
+
+    @property
+    def elements(self) -> set[str]:
+        return set(self.atoms.get_chemical_symbols())
+
+    @property
+    def label(self) -> str:
+        return " ".join(part for part in (self.formula, self.prototype, self.changes) if part)

@@ -1,0 +1,115 @@
+"""Candidates from a prototype: decorate its sites, then apply substitution/interstitial variants."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from pymatgen.core import Element
+
+from tansaku.screening.candidate import Candidate
+from tansaku.screening.dedup import deduplicate
+from tansaku.screening.prototypes import Prototype, build, get_prototype
+from tansaku.screening.substitution import VACANCY, SubstitutionError, Variant, distinct_orderings
+from tansaku.screening.symmetry import site_permutations, site_types
+
+
+@dataclass(frozen=True)
+class Decoration:
+    """How to build parents from one prototype and which variants to derive from each."""
+
+    prototype: str
+    sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # label -> element choices
+    cellpar: tuple[float, ...] | None = None  # None: the prototype's, scaled to the elements
+    supercell: tuple[int, int, int] = (1, 1, 1)
+    variants: tuple[Variant, ...] = ()
+    include_parent: bool = True
+    distinct_elements: bool = False  # skip parents where two listed sites hold the same element
+    max_orderings: int = 200_000
+
+
+@dataclass
+class Generation:
+    """Generated candidates after deduplication, with the counts before and after."""
+
+    candidates: list[Candidate]
+    generated: int
+    duplicates: int
+
+
+def _atomic_volume(symbol: str) -> float:
+    element = Element(symbol)
+    radius = element.metallic_radius or element.atomic_radius or 1.5
+    return float(radius) ** 3
+
+
+def scaled_cellpar(prototype: Prototype, occupants: Mapping[str, str]) -> tuple[float, ...]:
+    """Prototype lattice scaled isotropically by the change in summed atomic volumes of host sites."""
+    hosts = prototype.host_sites()
+    ref = sum(_atomic_volume(site.element) for site in hosts)
+    new = sum(_atomic_volume(occupants.get(site.label, site.element)) for site in hosts)
+    factor = (new / ref) ** (1.0 / 3.0)
+    a, b, c, *angles = prototype.cellpar
+    return (a * factor, b * factor, c * factor, *angles)
+
+
+def parent_occupations(decoration: Decoration) -> Iterable[dict[str, str]]:
+    """Every combination of the element choices listed per site."""
+    labels = list(decoration.sites)
+    for combo in itertools.product(*(decoration.sites[label] for label in labels)):
+        if decoration.distinct_elements and len(set(combo)) < len(combo):
+            continue
+        yield dict(zip(labels, combo))
+
+
+def _cell_text(supercell: Sequence[int]) -> str:
+    return "x".join(str(n) for n in supercell)
+
+
+def _without_vacancies(atoms: Atoms, numbers: np.ndarray) -> Atoms:
+    result = atoms.copy()
+    result.numbers = numbers
+    return result[numbers != VACANCY]
+
+
+def generate_from(decoration: Decoration) -> list[Candidate]:
+    """All candidates of one decoration, before cross-variant deduplication."""
+    prototype = get_prototype(decoration.prototype)
+    interstitial_labels = {site.label for site in prototype.interstitial_sites()}
+    candidates: list[Candidate] = []
+    for occupants in parent_occupations(decoration):
+        cellpar = decoration.cellpar or scaled_cellpar(prototype, occupants)
+        atoms, labels = build(prototype, occupants, cellpar=cellpar, with_interstitials=True)
+        atoms = atoms.repeat(decoration.supercell)
+        labels = np.tile(labels, int(np.prod(decoration.supercell)))
+        numbers = atoms.numbers.copy()
+        parent = Candidate(_without_vacancies(atoms, numbers), prototype.name, origin="parent")
+        if decoration.include_parent:
+            candidates.append(parent)
+        if not decoration.variants:
+            continue
+        types = site_types([f"{label}:{z}" for label, z in zip(labels, numbers)])
+        perms = site_permutations(atoms, types)
+        for j, variant in enumerate(decoration.variants):
+            try:
+                orderings = distinct_orderings(numbers, labels, interstitial_labels, variant, perms,
+                                               cell_text=_cell_text(decoration.supercell),
+                                               max_orderings=decoration.max_orderings)
+            except SubstitutionError as exc:
+                raise SubstitutionError(f"variants[{j}] ({variant.name}) on {parent.label}: {exc}") from None
+            origin = f"{parent.id}/{variant.name}"
+            for index, config in enumerate(orderings, start=1):
+                tag = variant.name if len(orderings) == 1 else f"{variant.name} #{index}/{len(orderings)}"
+                candidates.append(Candidate(_without_vacancies(atoms, config), prototype.name,
+                                            changes=tag, parent=parent.id, origin=origin))
+    return candidates
+
+
+def generate(decorations: Sequence[Decoration]) -> Generation:
+    """Candidates of all decorations, duplicates (same structure up to symmetry) removed."""
+    generated = [cand for decoration in decorations for cand in generate_from(decoration)]
+    kept, removed = deduplicate(generated)
+    return Generation(candidates=kept, generated=len(generated), duplicates=removed)

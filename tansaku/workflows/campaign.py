@@ -1,0 +1,272 @@
+"""The campaign file (TOML): parsed with tomllib, validated into typed objects.
+
+Every error names the file, the key (e.g. ``prototypes[0].variants[1].substitute.8i``) and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ase.data import atomic_numbers
+
+from tansaku.calculators import CalculatorConfigError, RelaxSettings, get_spec
+from tansaku.calculators.relax import OPTIMIZERS
+from tansaku.screening.generate import Decoration
+from tansaku.screening.prototypes import get_prototype
+from tansaku.screening.substitution import Occupation, Substitution, Variant
+
+EXECUTORS = ("serial", "dask")
+
+
+class CampaignError(ValueError):
+    """A campaign file that cannot be run; the message names the file, key and problem."""
+
+
+@dataclass(frozen=True)
+class CalculatorChoice:
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # resolved (defaults filled in)
+
+
+@dataclass(frozen=True)
+class Execution:
+    executor: str = "dask"
+    workers: int = 0  # 0: one per core
+    batch_size: int = 32  # records per HDF5 append
+    flush_seconds: float = 5.0  # longest time a finished record waits in memory
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class References:
+    """Elemental references relaxed in the same campaign: ``"auto"`` = every element in the candidates."""
+
+    elements: tuple[str, ...] | str = "auto"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    output: Path
+    decorations: tuple[Decoration, ...]
+    calculator: CalculatorChoice
+    relax: RelaxSettings
+    execution: Execution
+    references: References
+    text: str = ""  # the campaign file as written, stored in the HDF5 file
+    source: str = "<string>"
+
+
+class _Reader:
+    """Typed access to a TOML table that reports errors with their key path."""
+
+    def __init__(self, table: Mapping[str, Any], path: str, source: str):
+        self.table, self.path, self.source = table, path, source
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, key: str, problem: str) -> CampaignError:
+        return CampaignError(f"{self.source}: {key}: {problem}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        for name in self.table:
+            if name not in allowed:
+                raise self.fail(self.key(name), f"unknown key; expected one of {', '.join(sorted(allowed))}")
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., required: bool = False) -> Any:
+        if name not in self.table:
+            if required or default is ...:
+                raise self.fail(self.key(name), "missing required key")
+            return default
+        value = self.table[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(self.key(name), f"expected {names}, got {type(value).__name__} {value!r}")
+        return value
+
+    def sub(self, name: str, required: bool = False) -> _Reader:
+        table = self.get(name, dict, default={}, required=required)
+        return _Reader(table, self.key(name), self.source)
+
+    def tables(self, name: str) -> list[_Reader]:
+        items = self.get(name, list, default=[])
+        readers = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.fail(f"{self.key(name)}[{i}]", f"expected a table, got {item!r}")
+            readers.append(_Reader(item, f"{self.key(name)}[{i}]", self.source))
+        return readers
+
+
+def _element(reader: _Reader, key: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in atomic_numbers or value == "X":
+        raise reader.fail(key, f"unknown element {value!r}")
+    return value
+
+
+def _occupations(reader: _Reader, key: str, value: Any) -> tuple[Occupation, ...]:
+    if isinstance(value, str):
+        return (Occupation(_element(reader, key, value), 1.0, fraction=True),)
+    if not isinstance(value, dict) or not value:
+        raise reader.fail(key, f"expected an element (\"Co\") or a table of amounts ({{Co = 2}} or {{Co = 0.25}}), "
+                               f"got {value!r}")
+    occupations = []
+    for element, amount in value.items():
+        element = _element(reader, f"{key}.{element}", element)
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+            raise reader.fail(f"{key}.{element}", f"amount must be a positive count (int) or fraction "
+                                                   f"(float <= 1), got {amount!r}")
+        if isinstance(amount, float) and amount > 1:
+            raise reader.fail(f"{key}.{element}", f"fraction {amount} is > 1 (write a count as an integer)")
+        occupations.append(Occupation(element, float(amount), fraction=isinstance(amount, float)))
+    return tuple(occupations)
+
+
+def _variant(reader: _Reader, prototype_name: str) -> Variant:
+    reader.check_keys({"substitute", "interstitial"})
+    prototype = get_prototype(prototype_name)
+    interstitial_labels = {s.label for s in prototype.interstitial_sites()}
+    host_labels = {s.label for s in prototype.host_sites()}
+    substitutions = []
+    for section, interstitial in (("substitute", False), ("interstitial", True)):
+        table = reader.get(section, dict, default={})
+        for target, value in table.items():
+            key = reader.key(f"{section}.{target}")
+            valid = interstitial_labels if interstitial else host_labels | set(atomic_numbers)
+            if target not in valid:
+                kind = "interstitial site" if interstitial else "site (or element)"
+                choices = sorted(interstitial_labels if interstitial else host_labels) or ["none"]
+                raise reader.fail(key, f"unknown {kind} {target!r} of {prototype.name}; "
+                                       f"its {kind}s: {', '.join(choices)}")
+            substitutions.append(Substitution(target, _occupations(reader, key, value), interstitial))
+    if not substitutions:
+        raise reader.fail(reader.path, "a variant needs 'substitute' and/or 'interstitial'")
+    return Variant(tuple(substitutions))
+
+
+def _decoration(reader: _Reader) -> Decoration:
+    reader.check_keys({"prototype", "sites", "cellpar", "supercell", "variants", "include_parent",
+                       "distinct_elements", "max_orderings"})
+    name = reader.get("prototype", str, required=True)
+    try:
+        prototype = get_prototype(name)
+    except ValueError as exc:
+        raise reader.fail(reader.key("prototype"), str(exc)) from None
+    sites_reader = reader.sub("sites")
+    sites = {}
+    for label, value in sites_reader.table.items():
+        key = sites_reader.key(label)
+        if label not in {s.label for s in prototype.sites}:
+            raise reader.fail(key, f"unknown site {label!r} of {prototype.name}; "
+                                   f"its sites: {', '.join(s.label for s in prototype.sites)}")
+        choices = value if isinstance(value, list) else [value]
+        sites[label] = tuple(_element(reader, key, v) for v in choices)
+    cellpar = reader.get("cellpar", list, default=None)
+    if cellpar is not None and (len(cellpar) != 6 or not all(isinstance(v, int | float) for v in cellpar)):
+        raise reader.fail(reader.key("cellpar"), f"expected [a, b, c, alpha, beta, gamma], got {cellpar!r}")
+    supercell = reader.get("supercell", list, default=[1, 1, 1])
+    if len(supercell) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in supercell):
+        raise reader.fail(reader.key("supercell"), f"expected three positive integers, got {supercell!r}")
+    max_orderings = reader.get("max_orderings", int, default=200_000)
+    variants = tuple(_variant(v, prototype.name) for v in reader.tables("variants"))
+    return Decoration(
+        prototype=prototype.name, sites=sites, cellpar=tuple(float(v) for v in cellpar) if cellpar else None,
+        supercell=tuple(supercell), variants=variants,
+        include_parent=reader.get("include_parent", bool, default=True),
+        distinct_elements=reader.get("distinct_elements", bool, default=False), max_orderings=max_orderings)
+
+
+def _calculator(reader: _Reader) -> CalculatorChoice:
+    reader.check_keys({"name", "params"})
+    name = reader.get("name", str, required=True)
+    try:
+        spec = get_spec(name)
+        params = spec.resolve_params(reader.get("params", dict, default={}))
+    except CalculatorConfigError as exc:
+        raise reader.fail(reader.path, str(exc)) from None
+    return CalculatorChoice(name=name, params=params)
+
+
+def _relax(reader: _Reader) -> RelaxSettings:
+    reader.check_keys({"optimizer", "fmax", "steps", "relax_cell"})
+    optimizer = reader.get("optimizer", str, default="FIRE")
+    if optimizer not in OPTIMIZERS:
+        raise reader.fail(reader.key("optimizer"), f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    fmax = reader.get("fmax", float, default=0.05)
+    if fmax <= 0:
+        raise reader.fail(reader.key("fmax"), f"must be > 0, got {fmax}")
+    steps = reader.get("steps", int, default=300)
+    if steps < 0:
+        raise reader.fail(reader.key("steps"), f"must be >= 0, got {steps}")
+    return RelaxSettings(optimizer=optimizer, fmax=fmax, steps=steps,
+                         relax_cell=reader.get("relax_cell", bool, default=True))
+
+
+def _execution(reader: _Reader) -> Execution:
+    reader.check_keys({"executor", "workers", "batch_size", "flush_seconds"})
+    executor = reader.get("executor", str, default="dask")
+    if executor not in EXECUTORS:
+        raise reader.fail(reader.key("executor"), f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
+    workers = reader.get("workers", int, default=0)
+    batch_size = reader.get("batch_size", int, default=32)
+    flush_seconds = reader.get("flush_seconds", float, default=5.0)
+    for key, value in (("workers", workers), ("batch_size", batch_size - 1), ("flush_seconds", flush_seconds)):
+        if value < 0:
+            raise reader.fail(reader.key(key), "must be positive")
+    return Execution(executor=executor, workers=workers, batch_size=batch_size, flush_seconds=flush_seconds)
+
+
+def _references(reader: _Reader) -> References:
+    reader.check_keys({"elements"})
+    elements = reader.get("elements", (str, list), default="auto")
+    if isinstance(elements, str):
+        if elements not in ("auto", "none"):
+            raise reader.fail(reader.key("elements"), f"expected \"auto\", \"none\" or a list of elements, "
+                                                      f"got {elements!r}")
+        return References(elements)
+    return References(tuple(_element(reader, reader.key("elements"), e) for e in elements))
+
+
+def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = None) -> Campaign:
+    """Validate campaign TOML text; relative output paths are taken from ``base_dir``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{source}: invalid TOML: {exc}") from None
+    root = _Reader(data, "", source)
+    root.check_keys({"campaign", "prototypes", "calculator", "relax", "execution", "references"})
+    meta = root.sub("campaign", required=True)
+    meta.check_keys({"name", "output"})
+    name = meta.get("name", str, required=True)
+    output = Path(meta.get("output", str, default=f"{name}.h5"))
+    if not output.is_absolute():
+        output = (base_dir or Path.cwd()) / output
+    decorations = tuple(_decoration(r) for r in root.tables("prototypes"))
+    if not decorations:
+        raise root.fail("prototypes", "at least one [[prototypes]] table is required")
+    return Campaign(
+        name=name, output=output, decorations=decorations,
+        calculator=_calculator(root.sub("calculator", required=True)),
+        relax=_relax(root.sub("relax")), execution=_execution(root.sub("execution")),
+        references=_references(root.sub("references")), text=text, source=source)
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign file; a relative output path is relative to the working directory."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
+    return parse_campaign(text, source=str(path))
