@@ -19,7 +19,7 @@ class Candidate:
     changes: str = ""  # e.g. "8i:Co2 #3/5"; empty for a decorated parent
     parent: str = ""  # id of the structure it was derived from ("" for a parent)
     kind: str = "candidate"  # "candidate" | "reference" | "competing"
-    origin: str = ""  # which variant produced it: orderings of one origin are distinct by construction
+    origin: str = ""  # variant that produced it (orderings of one origin are distinct); "" = unique
     id: str = field(init=False)
 
     def __post_init__(self) -> None:

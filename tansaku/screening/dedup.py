@@ -29,7 +29,7 @@ def deduplicate(candidates: Sequence[Candidate]) -> tuple[list[Candidate], int]:
             continue
         key = cand.formula
         structure = AseAtomsAdaptor.get_structure(cand.atoms)
-        duplicate = any(other.origin != cand.origin and matcher.fit(structure, other_structure)
+        duplicate = any((not cand.origin or other.origin != cand.origin) and matcher.fit(structure, other_structure)
                         for other, other_structure in groups[key])
         if duplicate:
             removed += 1

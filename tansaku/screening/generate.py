@@ -86,7 +86,7 @@ def generate_from(decoration: Decoration) -> list[Candidate]:
         atoms = atoms.repeat(decoration.supercell)
         labels = np.tile(labels, int(np.prod(decoration.supercell)))
         numbers = atoms.numbers.copy()
-        parent = Candidate(_without_vacancies(atoms, numbers), prototype.name, origin="parent")
+        parent = Candidate(_without_vacancies(atoms, numbers), prototype.name)
         if decoration.include_parent:
             candidates.append(parent)
         if not decoration.variants:
@@ -109,7 +109,15 @@ def generate_from(decoration: Decoration) -> list[Candidate]:
 
 
 def generate(decorations: Sequence[Decoration]) -> Generation:
-    """Candidates of all decorations, duplicates (same structure up to symmetry) removed."""
-    generated = [cand for decoration in decorations for cand in generate_from(decoration)]
+    """Candidates of all decorations, duplicates (same structure up to symmetry) removed.
+
+    A variant that cannot be applied raises SubstitutionError naming ``prototypes[i].variants[j]``.
+    """
+    generated: list[Candidate] = []
+    for i, decoration in enumerate(decorations):
+        try:
+            generated.extend(generate_from(decoration))
+        except SubstitutionError as exc:
+            raise SubstitutionError(f"prototypes[{i}].{exc}") from None
     kept, removed = deduplicate(generated)
     return Generation(candidates=kept, generated=len(generated), duplicates=removed)

@@ -1,0 +1,138 @@
+"""The ``tansaku`` command: run, status, show."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="tansaku (探索): high-throughput screening of candidate crystals.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HDF5 file (overrides the campaign)")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="serial or dask (overrides the campaign)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="worker processes (default: one per core)")] = None,
+    rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run failed tasks again")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only: count candidates and tasks")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run a campaign; running it again resumes (stored tasks are skipped)."""
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.results import StoreError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.plan import UnsupportedElementsError, make_plan
+    from tansaku.workflows.runner import execute_plan
+
+    try:
+        campaign = load_campaign(campaign_file)
+        execution = dataclasses.replace(campaign.execution, **{k: v for k, v in
+                                        (("executor", executor), ("workers", workers)) if v is not None})
+        if execution.executor not in ("serial", "dask"):
+            raise CampaignError(f"--executor: unknown executor {execution.executor!r}; choose serial or dask")
+        campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
+        plan = make_plan(campaign)
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
+              f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
+              f"+ {len(plan.references)} references = {len(plan.tasks)} tasks "
+              f"({campaign.calculator.name}, {campaign.execution.executor} x{campaign.execution.n_workers})",
+              highlight=False)
+    if dry_run:
+        for task in plan.tasks:
+            out.print(f"{task.task_id}  {task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}", highlight=False)
+        return
+    try:
+        summary = execute_plan(plan, campaign, rerun_failed=rerun_failed, console=err, show_progress=progress)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+    rate = summary.records_per_second_written
+    err.print(f"{summary.already_stored} already stored, ran {summary.ran}: {summary.ok} ok, {summary.failed} failed "
+              f"in {summary.wall_seconds:.1f} s; wrote {summary.records_written} records "
+              f"({rate:.0f} records/s while writing) to {campaign.output}", highlight=False)
+    for line in summary.failures[:10]:
+        err.print(f"  failed: {line}", highlight=False)
+    if summary.failed:
+        err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
+
+
+def _table(title: str, counts: dict, header: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(header)
+    table.add_column("records", justify="right")
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        table.add_row(str(key), str(n))
+    return table
+
+
+@app.command()
+def status(results: Annotated[Path, typer.Argument(help="HDF5 results file")]) -> None:
+    """Counts by status, calculator, prototype and kind (works while a campaign is writing)."""
+    from tansaku.results import StoreError, read_table
+
+    try:
+        table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged"])
+    except (StoreError, OSError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    out.print(f"{results}: {len(table)} records", highlight=False)
+    for column in ("status", "calculator", "prototype", "kind"):
+        out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
+    ok = table[table["status"] == "ok"]
+    out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
+
+
+@app.command()
+def show(
+    results: Annotated[Path, typer.Argument(help="HDF5 results file")],
+    record_id: Annotated[str, typer.Argument(help="task id (or a unique prefix) or candidate id")],
+    cif: Annotated[Optional[Path], typer.Option(help="write the final structure as CIF")] = None,
+    extxyz: Annotated[Optional[Path], typer.Option(help="write the final structure as extended XYZ")] = None,
+) -> None:
+    """Print one record; optionally export its final structure."""
+    from ase.io import write
+
+    from tansaku.results import StoreError, read_record
+
+    try:
+        fields, atoms = read_record(results, record_id)
+    except (StoreError, KeyError, ValueError, OSError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    table = Table(show_header=False)
+    for key, value in fields.items():
+        table.add_row(key, _format(value))
+    out.print(table)
+    if cif:
+        write(cif, atoms, format="cif")
+        err.print(f"wrote {cif}")
+    if extxyz:
+        write(extxyz, atoms, format="extxyz")
+        err.print(f"wrote {extxyz}")
+
+
+def _format(value: object) -> str:
+    import numpy as np
+
+    if isinstance(value, float | np.floating):
+        return f"{value:.6g}"
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, precision=4, suppress_small=True, max_line_width=120)
+    return str(value)
+
+
+if __name__ == "__main__":
+    app()

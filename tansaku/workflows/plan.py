@@ -1,0 +1,72 @@
+"""Planning: campaign -> candidates (+ elemental references) -> tasks, checked before any work starts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tansaku.calculators import get_spec, unsupported_elements
+from tansaku.screening.candidate import Candidate
+from tansaku.screening.generate import Generation, generate
+from tansaku.screening.references import elemental_reference
+from tansaku.screening.substitution import SubstitutionError
+from tansaku.workflows.campaign import Campaign, CampaignError
+from tansaku.workflows.tasks import Task, make_task
+
+REFERENCE_PROTOTYPE = "element"
+
+
+class UnsupportedElementsError(ValueError):
+    """Candidates contain elements the chosen calculator cannot handle."""
+
+
+@dataclass
+class Plan:
+    generation: Generation
+    references: list[Candidate]
+    tasks: list[Task]
+
+
+def generate_candidates(campaign: Campaign) -> Generation:
+    """All candidates of the campaign, deduplicated; errors name the [[prototypes]] entry."""
+    try:
+        return generate(campaign.decorations)
+    except SubstitutionError as exc:
+        raise CampaignError(f"{campaign.source}: {exc}") from None
+
+
+def reference_candidates(campaign: Campaign, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Elemental references to relax with the same calculator (for formation energies)."""
+    wanted = campaign.references.elements
+    if wanted == "none":
+        return []
+    symbols = sorted({s for c in candidates for s in c.elements}) if wanted == "auto" else list(wanted)
+    return [Candidate(elemental_reference(symbol), REFERENCE_PROTOTYPE, changes="reference",
+                      kind="reference", origin=f"reference/{symbol}") for symbol in symbols]
+
+
+def check_elements(calculator: str, candidates: Sequence[Candidate], shown: int = 10) -> None:
+    """Refuse candidates with elements the calculator does not support, listing them."""
+    offending = [(c, unsupported_elements(calculator, c.elements)) for c in candidates]
+    offending = [(c, bad) for c, bad in offending if bad]
+    if not offending:
+        return
+    bad_elements = sorted({e for _, bad in offending for e in bad})
+    lines = [f"  {c.id}  {c.label}: {', '.join(bad)}" for c, bad in offending[:shown]]
+    if len(offending) > shown:
+        lines.append(f"  ... and {len(offending) - shown} more")
+    supported = ", ".join(sorted(get_spec(calculator).elements)) if len(get_spec(calculator).elements) < 20 \
+        else f"{len(get_spec(calculator).elements)} elements"
+    raise UnsupportedElementsError(
+        f"calculator {calculator!r} does not support {', '.join(bad_elements)} (it supports {supported}); "
+        f"{len(offending)} candidate(s) affected:\n" + "\n".join(lines))
+
+
+def make_plan(campaign: Campaign) -> Plan:
+    """Generate, add references, check elements, and turn everything into tasks."""
+    generation = generate_candidates(campaign)
+    references = reference_candidates(campaign, generation.candidates)
+    check_elements(campaign.calculator.name, [*generation.candidates, *references])
+    tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax)
+             for c in [*references, *generation.candidates]]
+    return Plan(generation=generation, references=references, tasks=tasks)

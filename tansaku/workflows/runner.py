@@ -1,0 +1,133 @@
+"""Run a campaign: plan, skip what is stored, execute, and append records in batches (one writer)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tansaku.results import Store
+from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
+from tansaku.workflows.campaign import Campaign
+from tansaku.workflows.executors import Executor, make_executor
+from tansaku.workflows.plan import Plan, make_plan
+from tansaku.workflows.tasks import Task
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``write_seconds`` is the time spent in HDF5 appends."""
+
+    generated: int = 0
+    duplicates: int = 0
+    candidates: int = 0
+    references: int = 0
+    tasks: int = 0
+    already_stored: int = 0
+    ran: int = 0
+    ok: int = 0
+    failed: int = 0
+    records_written: int = 0
+    write_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def records_per_second_written(self) -> float:
+        return self.records_written / self.write_seconds if self.write_seconds else float("nan")
+
+
+def tasks_to_run(tasks: Sequence[Task], statuses: dict[str, str], rerun_failed: bool) -> list[Task]:
+    """Tasks not stored yet; failed ones too when ``rerun_failed``."""
+    todo = []
+    for task in tasks:
+        status = statuses.get(task.task_id)
+        if status is None or (status == STATUS_FAILED and rerun_failed):
+            todo.append(task)
+    return todo
+
+
+class _BatchWriter:
+    """Buffers records and appends them when the batch is full or the oldest waited too long."""
+
+    def __init__(self, store: Store, summary: RunSummary, batch_size: int, flush_seconds: float):
+        self.store, self.summary = store, summary
+        self.batch_size, self.flush_seconds = batch_size, flush_seconds
+        self.buffer: list[Record] = []
+        self.oldest = 0.0
+
+    def add(self, record: Record | None) -> None:
+        if record is not None:
+            if not self.buffer:
+                self.oldest = time.monotonic()
+            self.buffer.append(record)
+        if len(self.buffer) >= self.batch_size or (
+                self.buffer and time.monotonic() - self.oldest >= self.flush_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        start = time.perf_counter()
+        self.store.append(self.buffer)
+        self.summary.write_seconds += time.perf_counter() - start
+        self.summary.records_written += len(self.buffer)
+        self.buffer = []
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed, "
+                   "{task.fields[rate]:.1f} tasks/min"), TimeElapsedColumn(),
+        console=console, transient=False)
+
+
+def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = None, rerun_failed: bool = False,
+                 console: Console | None = None, show_progress: bool = True) -> RunSummary:
+    """Run the plan's unfinished tasks and store their records in the campaign's output file."""
+    console = console or Console(stderr=True)
+    summary = RunSummary(
+        generated=plan.generation.generated, duplicates=plan.generation.duplicates,
+        candidates=len(plan.generation.candidates), references=len(plan.references), tasks=len(plan.tasks))
+    start = time.perf_counter()
+    campaign.output.parent.mkdir(parents=True, exist_ok=True)
+    with Store.open(campaign.output, campaign_text=campaign.text) as store:
+        todo = tasks_to_run(plan.tasks, store.statuses(), rerun_failed)
+        summary.already_stored = len(plan.tasks) - len(todo)
+        executor = executor or make_executor(campaign.execution.executor, campaign.execution.n_workers)
+        writer = _BatchWriter(store, summary, campaign.execution.batch_size, campaign.execution.flush_seconds)
+        with _progress(console) as progress:
+            bar = progress.add_task(campaign.name, total=len(todo), failed=0, rate=0.0, visible=show_progress)
+            try:
+                for record in executor(iter(todo)):
+                    writer.add(record)
+                    if record is None:
+                        continue
+                    _count(summary, record)
+                    minutes = (time.perf_counter() - start) / 60
+                    progress.update(bar, advance=1, failed=summary.failed, rate=summary.ran / max(minutes, 1e-9))
+            finally:
+                writer.flush()  # also on Ctrl-C: finished records are never dropped
+    summary.wall_seconds = time.perf_counter() - start
+    return summary
+
+
+def _count(summary: RunSummary, record: Record) -> None:
+    summary.ran += 1
+    if record.status == STATUS_OK:
+        summary.ok += 1
+    else:
+        summary.failed += 1
+        summary.failures.append(f"{record.task_id} {record.label}: {record.error}")
+
+
+def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
+                 show_progress: bool = True) -> RunSummary:
+    """Plan and run a campaign; re-running it resumes (tasks already stored are skipped)."""
+    plan = make_plan(campaign)
+    return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
+
