@@ -14,7 +14,7 @@ from tansaku.screening.candidate import Candidate
 from tansaku.screening.dedup import deduplicate
 from tansaku.screening.prototypes import Prototype, build, get_prototype
 from tansaku.screening.substitution import VACANCY, SubstitutionError, Variant, distinct_orderings
-from tansaku.screening.symmetry import site_permutations, site_types
+from tansaku.screening.symmetry import primitive_cell, site_permutations, site_types
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Decoration:
     variants: tuple[Variant, ...] = ()
     include_parent: bool = True
     distinct_elements: bool = False  # skip parents where two listed sites hold the same element
+    primitive: bool = False  # reduce the conventional cell to the primitive one before the supercell
     max_orderings: int = 200_000
 
 
@@ -83,6 +84,8 @@ def generate_from(decoration: Decoration) -> list[Candidate]:
     for occupants in parent_occupations(decoration):
         cellpar = decoration.cellpar or scaled_cellpar(prototype, occupants)
         atoms, labels = build(prototype, occupants, cellpar=cellpar, with_interstitials=True)
+        if decoration.primitive:
+            atoms, labels = primitive_cell(atoms, labels)
         atoms = atoms.repeat(decoration.supercell)
         labels = np.tile(labels, int(np.prod(decoration.supercell)))
         numbers = atoms.numbers.copy()

@@ -52,3 +52,16 @@ def spacegroup_number(atoms: Atoms, symprec: float = 1e-3) -> int:
     if dataset is None:
         raise ValueError(f"spglib could not analyse {atoms.get_chemical_formula()}")
     return int(dataset.number)
+
+
+def primitive_cell(atoms: Atoms, labels: Sequence[str], symprec: float = 1e-3) -> tuple[Atoms, np.ndarray]:
+    """The primitive cell of a labelled structure (labels and ghost sites kept), via spglib."""
+    labels = np.asarray(labels, dtype=str)
+    keys = [f"{label}:{z}" for label, z in zip(labels, atoms.numbers)]
+    names, types = np.unique(keys, return_inverse=True)
+    cell = (np.asarray(atoms.cell), atoms.get_scaled_positions(wrap=True), types.astype(np.int32) + 1)
+    lattice, frac, prim_types = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True,
+                                                        symprec=symprec)
+    pairs = [names[t - 1].rsplit(":", 1) for t in prim_types]
+    prim = Atoms(numbers=[int(z) for _, z in pairs], scaled_positions=frac, cell=lattice, pbc=True)
+    return prim, np.array([label for label, _ in pairs])

@@ -156,7 +156,7 @@ def _variant(reader: _Reader, prototype_name: str) -> Variant:
 
 
 def _decoration(reader: _Reader) -> Decoration:
-    reader.check_keys({"prototype", "sites", "cellpar", "supercell", "variants", "include_parent",
+    reader.check_keys({"prototype", "sites", "cellpar", "supercell", "primitive", "variants", "include_parent",
                        "distinct_elements", "max_orderings"})
     name = reader.get("prototype", str, required=True)
     try:
@@ -182,7 +182,7 @@ def _decoration(reader: _Reader) -> Decoration:
     variants = tuple(_variant(v, prototype.name) for v in reader.tables("variants"))
     return Decoration(
         prototype=prototype.name, sites=sites, cellpar=tuple(float(v) for v in cellpar) if cellpar else None,
-        supercell=tuple(supercell), variants=variants,
+        supercell=tuple(supercell), variants=variants, primitive=reader.get("primitive", bool, default=False),
         include_parent=reader.get("include_parent", bool, default=True),
         distinct_elements=reader.get("distinct_elements", bool, default=False), max_orderings=max_orderings)
 
