@@ -225,7 +225,9 @@ def build(
         )
     bad = sorted({el for el in occupants.values() if el not in chemical_symbols})
     if bad:
-        raise ValueError(f"unknown element(s) {', '.join(map(repr, bad))} in occupants for {prototype.name}")
+        raise ValueError(
+            f"unknown element(s) {', '.join(map(repr, bad))} in occupants for {prototype.name}"
+        )
     cellpar = tuple(prototype.cellpar if cellpar is None else (float(v) for v in cellpar))
     if len(cellpar) != 6:
         raise ValueError(f"cellpar must be (a, b, c, alpha, beta, gamma), got {cellpar}")
@@ -240,5 +242,5 @@ def build(
         setting=prototype.setting, cellpar=cellpar, onduplicates="error",
     )
     labels = np.array([sites[k].label for k in atoms.arrays["spacegroup_kinds"]])
-    atoms.info["prototype"] = prototype.name
+    atoms.info = {"prototype": prototype.name}  # drop ase's Spacegroup object: plain, serialisable info
     return atoms, labels

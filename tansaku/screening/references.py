@@ -7,15 +7,16 @@
   fcc Ni, rhombohedral Sm and A7 As/Sb/Bi.  La, Pr and Nd are dhcp in nature; ASE (and we) use hcp.
   C is diamond (graphite lies slightly lower but needs van der Waals forces for its c axis);
 * hand-made cells from Wyckoff data where ASE has no usable solid: alpha-B12, black P, alpha-S8
-  (32 atoms), alpha-Ga, trigonal Se and Te, alpha-Sn (the 0 K phase, ASE gives beta-Sn);
+  (32 atoms), alpha-Ga, trigonal Se and Te; diamond alpha-Sn (the 0 K phase; ASE gives beta-Sn);
 * documented approximations: Mn as non-magnetic fcc (alpha-Mn has 58 atoms and non-collinear
-  order; NM fcc lies of order 0.1 eV/atom above it, so use reference energies from a file when Mn
+  order; NM fcc lies roughly 0.1 eV/atom above it in DFT, so use reference energies from a file when Mn
   formation energies matter); Pm (no ASE data) as hcp with the dhcp a and c/2;
 * molecules for H, N, O, F, Cl, Br, I (dimer at its experimental bond length) and single atoms for
   the noble gases, centred in a periodic 10 Å cubic box with ``atoms.info["molecule"] = True``:
   relax the atoms, never the cell.  The lattice (van der Waals) energy of solid Br2/I2 is neglected.
 
-Initial moments: Fe 2.2, Co 1.6, Ni 0.6 (ferromagnets), O 1.0 (triplet O2); all others 0, including
+Elements beyond Bi are supported only where ASE's reference state is a simple solid (Po, Ac, Th);
+other symbols raise ValueError.  Initial moments: Fe 2.2, Co 1.6, Ni 0.6 (ferromagnets), O 1.0 (triplet O2); all others 0, including
 the 4f elements, whose treatment (4f in core or valence) depends on the calculator.
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from ase import Atoms
 from ase.build import bulk
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, reference_states
 from ase.spacegroup import crystal
 
 BOX = 10.0  # Å, edge of the cubic box around molecules
@@ -38,7 +39,9 @@ _NOBLE = {"He", "Ne", "Ar", "Kr", "Xe", "Rn"}
 
 # symbol -> (space group, setting, cellpar, Wyckoff representatives); built as primitive cells.
 _CRYSTALS: dict[str, tuple[int, int, tuple[float, ...], list[tuple[float, float, float]]]] = {
-    # alpha-B, R-3m hexagonal axes, 2 x 18h (Will & Kiefer 2001): 12-atom icosahedral cell
+    # Literature Wyckoff data, each checked against known bond lengths (B 1.67-2.02, P 2.22/2.24,
+    # S 2.05 in S8 rings, Ga 2.48 dimer, Se 2.37, Te 2.84 Å).
+    # alpha-B, R-3m hexagonal axes, 2 x 18h (after Will & Kiefer 2001): 12-atom icosahedral cell
     "B": (166, 1, (4.908, 4.908, 12.567, 90, 90, 120),
           [(0.11886, -0.11886, 0.89133), (0.19686, -0.19686, 0.02432)]),
     # black P, Cmce 8f (Brown & Rundqvist 1965)
@@ -60,6 +63,13 @@ _BULK: dict[str, dict[str, object]] = {
     "Sn": {"crystalstructure": "diamond", "a": 6.489},
     "Pm": {"crystalstructure": "hcp", "a": 3.65, "c": 5.83},
 }
+# ASE reference symmetries that ase.build.bulk turns into a faithful solid (the others lack a basis).
+_ASE_SOLIDS = {"fcc", "bcc", "hcp", "diamond", "sc", "bct", "rhombohedral"}
+
+
+def _ase_symmetry(symbol: str) -> str | None:
+    """Symmetry of ASE's reference state for ``symbol`` (None if ASE has none)."""
+    return (reference_states[atomic_numbers[symbol]] or {}).get("symmetry")
 
 
 def _in_box(symbol: str) -> Atoms:
@@ -83,11 +93,10 @@ def elemental_reference(symbol: str) -> Atoms:
         atoms = crystal([symbol] * len(basis), basis, spacegroup=spacegroup, setting=setting,
                         cellpar=cellpar, primitive_cell=True)
         atoms.info.clear()  # drop ase's Spacegroup object: callers get plain Atoms
+    elif symbol in _BULK or _ase_symmetry(symbol) in _ASE_SOLIDS:
+        atoms = bulk(symbol, **_BULK.get(symbol, {}))
     else:
-        try:
-            atoms = bulk(symbol, **_BULK.get(symbol, {}))
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"no reference structure for element {symbol!r}: {err}") from None
+        raise ValueError(f"no reference structure for element {symbol!r}")
     atoms.set_initial_magnetic_moments([MAGMOMS.get(symbol, 0.0)] * len(atoms))
     atoms.info["molecule"] = molecule
     return atoms
