@@ -1,0 +1,50 @@
+"""The single-writer guard: an OS lock on ``<store>.lock``, released by the kernel if the holder dies."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from tansaku.results.errors import StoreLockedError
+
+
+class WriterLock:
+    """An exclusive, non-blocking ``flock`` on ``<path>.lock``; the file holds the holder's host:pid.
+
+    The lock file is left in place on release (deleting it would race with a process opening it).
+    """
+
+    def __init__(self, store_path: str | os.PathLike) -> None:
+        self.store_path = Path(store_path)
+        self.path = self.store_path.with_name(self.store_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreLockedError(
+                f"{self.store_path} is being written by another process (pid {holder}); "
+                f"lock file {self.path}"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor drops the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None

@@ -1,0 +1,135 @@
+"""Validate Records and turn a batch of them into column arrays ready to write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
+from tansaku.results.schema import ARRAY_COLUMNS, SCALAR_COLUMNS, STRING_COLUMNS, Column, encode_str
+
+STATUSES = (STATUS_OK, STATUS_FAILED)
+MAX_Z = 118
+
+
+@dataclass
+class Batch:
+    """Column arrays of a batch: ``rows[name]`` has one entry per record, ``atoms[name]`` one per atom.
+
+    ``rows`` lacks ``atom_start`` (the store decides where the atoms go); ``natoms`` gives the counts.
+    """
+
+    task_ids: list[str]
+    rows: dict[str, np.ndarray]
+    atoms: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.task_ids)
+
+
+def _bad(record: Record, field: str, problem: str) -> ValueError:
+    return ValueError(f"record {getattr(record, 'task_id', '?')!r}: field {field!r}: {problem}")
+
+
+def _array(record: Record, field: str, value, shape: tuple[int, ...], dtype) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise _bad(record, field, f"cannot convert to {np.dtype(dtype).name} array ({e})") from None
+    if a.shape != shape:
+        raise _bad(record, field, f"expected shape {shape}, got {a.shape}")
+    return a
+
+
+def _string(record: Record, column: Column) -> bytes:
+    value = getattr(record, column.name)
+    if not isinstance(value, str):
+        raise _bad(record, column.name, f"expected str, got {type(value).__name__}")
+    try:
+        return encode_str(value, column)
+    except ValueError as e:
+        raise _bad(record, column.name, str(e)) from None
+
+
+def _scalar(record: Record, column: Column):
+    value = getattr(record, column.name)
+    kind = column.dtype.kind
+    if kind == "b":
+        if not isinstance(value, (bool, np.bool_)) and not (isinstance(value, int) and value in (0, 1)):
+            raise _bad(record, column.name, f"expected bool, got {value!r}")
+        return bool(value)
+    if kind == "i":
+        info = np.iinfo(column.dtype)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise _bad(record, column.name, f"expected int, got {value!r}")
+        if not info.min <= int(value) <= info.max:
+            raise _bad(record, column.name, f"{value} does not fit {column.dtype.name}")
+        return int(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _bad(record, column.name, f"expected a real number, got {value!r}") from None
+
+
+def _structure(record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    numbers = np.asarray(record.numbers)
+    if numbers.ndim != 1:
+        raise _bad(record, "numbers", f"expected shape (n,), got {numbers.shape}")
+    if numbers.size and not np.issubdtype(numbers.dtype, np.integer):
+        raise _bad(record, "numbers", f"expected integers, got dtype {numbers.dtype}")
+    if numbers.size and (numbers.min() < 0 or numbers.max() > MAX_Z):
+        raise _bad(record, "numbers", f"atomic numbers must be in 0..{MAX_Z}")
+    n = len(numbers)
+    positions = _array(record, "positions", record.positions, (n, 3), np.float64)
+    if record.magmoms is None:
+        magmoms = np.full(n, np.nan)
+    else:
+        magmoms = _array(record, "magmoms", record.magmoms, (n,), np.float64)
+    return numbers.astype(np.int16), positions, magmoms
+
+
+def pack(records: Sequence[Record]) -> Batch:
+    """Validate ``records`` and convert them to columns; ValueError names the task_id and field."""
+    seen: set[str] = set()
+    strings: dict[str, list[bytes]] = {c.name: [] for c in STRING_COLUMNS}
+    scalars: dict[str, list] = {c.name: [] for c in SCALAR_COLUMNS}
+    arrays: dict[str, list[np.ndarray]] = {c.name: [] for c in ARRAY_COLUMNS}
+    numbers, positions, magmoms, natoms = [], [], [], []
+    for r in records:
+        if not isinstance(r, Record):
+            raise TypeError(f"expected Record, got {type(r).__name__}")
+        if not isinstance(r.task_id, str) or not r.task_id or "\x00" in r.task_id:
+            raise _bad(r, "task_id", "must be a non-empty str without NUL characters")
+        if r.task_id in seen:
+            raise _bad(r, "task_id", "appears twice in the same batch")
+        seen.add(r.task_id)
+        if r.status not in STATUSES:
+            raise _bad(r, "status", f"must be one of {STATUSES}, got {r.status!r}")
+        for c in STRING_COLUMNS:
+            strings[c.name].append(_string(r, c))
+        for c in SCALAR_COLUMNS:
+            scalars[c.name].append(_scalar(r, c))
+        for c in ARRAY_COLUMNS:
+            arrays[c.name].append(_array(r, c.name, getattr(r, c.name), c.shape, c.dtype))
+        z, xyz, m = _structure(r)
+        numbers.append(z)
+        positions.append(xyz)
+        magmoms.append(m)
+        natoms.append(len(z))
+
+    rows: dict[str, np.ndarray] = {}
+    for c in STRING_COLUMNS:
+        rows[c.name] = np.array(strings[c.name], dtype=c.dtype)  # carries the UTF-8 tag h5py needs
+    for c in SCALAR_COLUMNS:
+        rows[c.name] = np.array(scalars[c.name], dtype=c.dtype)
+    for c in ARRAY_COLUMNS:
+        rows[c.name] = np.array(arrays[c.name], dtype=c.dtype).reshape(-1, *c.shape)
+    rows["natoms"] = np.array(natoms, dtype=np.int32)
+    atoms = {
+        "numbers": np.concatenate(numbers) if numbers else np.zeros(0, np.int16),
+        "positions": np.concatenate(positions) if positions else np.zeros((0, 3)),
+        "magmoms": np.concatenate(magmoms) if magmoms else np.zeros(0),
+    }
+    return Batch([r.task_id for r in records], rows, atoms)

@@ -1,0 +1,204 @@
+"""Reading a results store: committed rows only, safe while a writer appends (SWMR)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+
+from tansaku.results.errors import RecordNotFoundError, StoreError
+from tansaku.results.record import STATUS_OK, Record
+from tansaku.results.schema import (
+    ATOMS,
+    COMMITTED,
+    RECORD_COLUMN_BY_NAME,
+    RECORD_COLUMNS,
+    RECORDS,
+    SCALAR_COLUMNS,
+    SCHEMA_VERSION,
+    STATUS_COLUMN,
+    STRING_COLUMNS,
+)
+
+if TYPE_CHECKING:
+    import ase
+    import pandas
+
+Source = str | os.PathLike | h5py.File
+
+
+def open_for_reading(path: str | os.PathLike) -> h5py.File:
+    """Open a store read-only in SWMR mode (works while a writer runs and after a writer crashed)."""
+    f = h5py.File(path, "r", swmr=True)
+    try:
+        check_schema(f)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_schema(f: h5py.File) -> None:
+    """Raise StoreError unless ``f`` is a store of a schema version this code understands."""
+    version = f.attrs.get("schema_version")
+    if version is None or COMMITTED not in f or RECORDS not in f:
+        raise StoreError(f"{f.filename} is not a tansaku results store")
+    if int(version) != SCHEMA_VERSION:
+        raise StoreError(
+            f"{f.filename} has schema version {int(version)}; this tansaku reads version {SCHEMA_VERSION}"
+        )
+
+
+@contextmanager
+def _reading(source: Source) -> Iterator[h5py.File]:
+    if isinstance(source, h5py.File):
+        yield source
+        return
+    f = open_for_reading(source)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _dataset(f: h5py.File, name: str) -> h5py.Dataset:
+    ds = f[name]
+    if f.swmr_mode and f.mode == "r":
+        ds.refresh()  # see the writer's latest flush, not what this handle cached
+    return ds
+
+
+def committed_rows(f: h5py.File) -> int:
+    """The number of committed rows of an open store (re-read from disk in SWMR mode)."""
+    return int(_dataset(f, COMMITTED)[0])
+
+
+def atoms_end(f: h5py.File, n: int) -> int:
+    """One past the last atom used by rows [0, n): atoms beyond it are free to overwrite."""
+    if n == 0:
+        return 0
+    start = _dataset(f, f"{RECORDS}/atom_start")[:n]
+    count = _dataset(f, f"{RECORDS}/natoms")[:n]
+    return int((start + count).max())
+
+
+def _decode(a: np.ndarray) -> np.ndarray:
+    return np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
+
+
+def _read_rows(f: h5py.File, names: Iterable[str], rows: slice) -> dict[str, np.ndarray]:
+    """Columns ``names`` at ``rows``; status is read first, so a row rewritten meanwhile looks failed."""
+    names = list(names)
+    unknown = [n for n in names if n not in RECORD_COLUMN_BY_NAME]
+    if unknown:
+        raise KeyError(f"unknown column(s) {unknown}; columns are {list(RECORD_COLUMN_BY_NAME)}")
+    ordered = sorted(names, key=lambda n: n != STATUS_COLUMN)
+    out = {n: _decode(_dataset(f, f"{RECORDS}/{n}")[rows]) for n in ordered}
+    return {n: out[n] for n in names}
+
+
+def read_columns(source: Source, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Committed rows of the per-record columns ``names`` (all by default); strings decoded to str."""
+    with _reading(source) as f:
+        n = committed_rows(f)
+        return _read_rows(f, names or [c.name for c in RECORD_COLUMNS], slice(0, n))
+
+
+def read_table(source: Source, columns: Iterable[str] | None = None) -> pandas.DataFrame:
+    """Committed rows as a DataFrame (index = row): ``columns``, or every one-value-per-row column."""
+    import pandas as pd
+
+    if columns is None:
+        columns = [c.name for c in RECORD_COLUMNS if not c.shape and c.name != "atom_start"]
+    return pd.DataFrame(read_columns(source, columns))
+
+
+def count_by(source: Source, column: str) -> dict[object, int]:
+    """How many committed rows have each value of ``column`` (e.g. "status"), most frequent first."""
+    values, counts = np.unique(read_columns(source, [column])[column], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return {values[i].item(): int(counts[i]) for i in order}
+
+
+def find_row(source: Source, key: str) -> int:
+    """The row whose task_id is ``key``, else the only row whose task_id starts with ``key`` or whose
+    candidate_id is ``key``; RecordNotFoundError when there is none or more than one."""
+    cols = read_columns(source, ["task_id", "candidate_id"])
+    ids = cols["task_id"]
+    exact = np.flatnonzero(ids == key)
+    if len(exact):
+        return int(exact[0])
+    hits = np.flatnonzero(np.char.startswith(ids, key) | (cols["candidate_id"] == key)) if key else []
+    if len(hits) == 1:
+        return int(hits[0])
+    if not len(hits):
+        raise RecordNotFoundError(f"no stored task_id starts with {key!r} and no candidate_id is {key!r}")
+    shown = ", ".join(ids[hits[:5]])
+    more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+    raise RecordNotFoundError(f"{key!r} is ambiguous: {len(hits)} task_ids match ({shown}{more})")
+
+
+def _records(cols: dict[str, np.ndarray], atoms: dict[str, np.ndarray], base: int) -> Iterator[Record]:
+    start = cols["atom_start"] - base
+    for i in range(len(start)):
+        sl = slice(start[i], start[i] + cols["natoms"][i])
+        magmoms = atoms["magmoms"][sl]
+        fields = {c.name: cols[c.name][i].item() for c in STRING_COLUMNS + SCALAR_COLUMNS}
+        yield Record(
+            **fields,
+            numbers=atoms["numbers"][sl].astype(int),
+            positions=atoms["positions"][sl],
+            cell=cols["cell"][i],
+            pbc=cols["pbc"][i],
+            stress=cols["stress"][i],
+            magmoms=None if np.isnan(magmoms).all() else magmoms,
+        )
+
+
+def iter_records(source: Source, rows: range | None = None, block: int = 4096) -> Iterator[Record]:
+    """Committed rows (all, or ``rows``) as Records; magmoms that are all NaN come back as None."""
+    with _reading(source) as f:
+        n = committed_rows(f)
+        rows = range(n) if rows is None else rows
+        if rows.step != 1 or rows.start < 0 or rows.stop > n:
+            raise IndexError(f"rows {rows} outside the {n} committed rows (step must be 1)")
+        names = [c.name for c in RECORD_COLUMNS]
+        for a in range(rows.start, rows.stop, block):
+            cols = _read_rows(f, names, slice(a, min(a + block, rows.stop)))
+            lo = int(cols["atom_start"].min())
+            hi = int((cols["atom_start"] + cols["natoms"]).max())
+            atoms = {k: _dataset(f, f"{ATOMS}/{k}")[lo:hi] for k in ("numbers", "positions", "magmoms")}
+            yield from _records(cols, atoms, lo)
+
+
+def read_record(source: Source, key: str) -> tuple[dict[str, object], ase.Atoms]:
+    """One stored row by task_id, unique task_id prefix or candidate_id (see ``find_row``): its fields
+    as a dict, and its final structure.
+
+    The Atoms carry pbc, cell, ``initial_magmoms`` (when stored), ``info`` with the string fields, and,
+    for an ok row, a SinglePointCalculator with the stored energy, stress and magnetic moments.
+    """
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    with _reading(source) as f:
+        row = find_row(f, key)
+        (rec,) = iter_records(f, range(row, row + 1))
+    fields = {k: v for k, v in vars(rec).items() if k not in ("numbers", "positions", "magmoms")}
+    fields["row"] = row
+    fields["natoms"] = rec.natoms
+    atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell, pbc=rec.pbc)
+    atoms.info.update({k: v for k, v in fields.items() if isinstance(v, str) and v})
+    if rec.magmoms is not None:
+        atoms.set_initial_magnetic_moments(rec.magmoms)
+    if rec.status == STATUS_OK:
+        results = {"energy": rec.energy, "stress": rec.stress, "magmom": rec.magmom_total}
+        results = {k: v for k, v in results.items() if np.all(np.isfinite(v))}
+        if rec.magmoms is not None:
+            results["magmoms"] = rec.magmoms
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    return fields, atoms

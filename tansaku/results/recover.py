@@ -1,0 +1,96 @@
+"""Writing a store file from scratch, atomically: for creation, crash recovery and attribute changes.
+
+A writer killed while in SWMR mode leaves the file flagged "open for write": HDF5 then refuses to open it
+for writing (or to read it without ``swmr=True``). Its committed rows are intact and readable with
+``swmr=True``, so recovery copies them into ``<name>.recover.tmp``, fsyncs it and ``os.replace``\\ s it
+over the original, which is never modified before the complete copy exists.
+
+Callers must hold the store's WriterLock (see lock.py): replacing a file under a live writer loses data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import h5py
+
+from tansaku.results.errors import StoreError
+from tansaku.results.read import atoms_end, check_schema, committed_rows
+from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, create_layout
+
+log = logging.getLogger(__name__)
+
+RECOVER_SUFFIX = ".recover.tmp"
+CREATE_SUFFIX = ".create.tmp"
+COPY_BLOCK = 1 << 16  # rows or atoms copied per read/write
+
+
+def is_crashed_writer_error(exc: OSError) -> bool:
+    """Whether HDF5 refused to open a file because its consistency flags say a writer has it open."""
+    return "already open for write" in str(exc)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:
+    dst.resize(n, axis=0)
+    for a in range(0, n, COPY_BLOCK):
+        b = min(a + COPY_BLOCK, n)
+        dst[a:b] = src[a:b]
+
+
+def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
+    n = committed_rows(src)
+    m = atoms_end(src, n)
+    for group, columns, count in ((RECORDS, RECORD_COLUMNS, n), (ATOMS, ATOM_COLUMNS, m)):
+        for c in columns:
+            ds = src[f"{group}/{c.name}"]
+            if ds.shape[0] < count:
+                raise StoreError(f"{src.filename}: {group}/{c.name} has {ds.shape[0]} entries, {count} committed")
+            _copy(ds, dst[f"{group}/{c.name}"], count)
+    dst[COMMITTED][0] = n
+    return n
+
+
+def write_new_file(path: Path, attrs: dict[str, object], source: h5py.File | None = None,
+                   suffix: str = CREATE_SUFFIX) -> int:
+    """Build a store at ``path`` + ``suffix`` (with the committed rows of ``source``), then replace ``path``.
+
+    Returns the number of rows written.
+    """
+    tmp = path.with_name(path.name + suffix)
+    tmp.unlink(missing_ok=True)
+    with h5py.File(tmp, "w", libver="latest") as dst:
+        create_layout(dst, attrs)
+        n = _copy_committed(source, dst) if source is not None else 0
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+    return n
+
+
+def rewrite(path: Path, attrs_update: dict[str, object] | None = None) -> int:
+    """Replace ``path`` by a clean copy of its committed rows (attributes updated); returns rows kept.
+
+    Works on a file left open-for-write by a killed writer. The caller must hold the WriterLock.
+    """
+    with h5py.File(path, "r", swmr=True) as src:
+        check_schema(src)
+        attrs = {**src.attrs, **(attrs_update or {})}
+        n = write_new_file(path, attrs, src, RECOVER_SUFFIX)
+    log.info("rewrote %s: %d committed rows kept", path, n)
+    return n
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files a killed creation/recovery left next to ``path`` (hold the lock)."""
+    for suffix in (RECOVER_SUFFIX, CREATE_SUFFIX):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)

@@ -1,0 +1,153 @@
+"""The HDF5 layout of a results store: dataset names, dtypes, shapes, units, and its creation.
+
+See docs/hdf5_schema.md for the reader-facing description. Any change here that alters what is on
+disk must bump ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+RECORDS = "records"  # group: one dataset per per-record column, first axis = row
+ATOMS = "atoms"  # group: concatenated per-atom arrays, first axis = atom
+COMMITTED = "committed"  # (1,) int64: rows [0, committed) are valid; everything beyond is garbage
+
+COMPRESSION = "gzip"
+COMPRESSION_LEVEL = 4
+CHUNK_BYTES = 16 * 1024  # target uncompressed chunk size; small chunks keep per-append flushes cheap
+
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One dataset: ``dtype`` of an element, ``shape`` after the first (row or atom) axis."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...] = ()
+    units: str = ""
+    description: str = ""
+    width: int = 0  # bytes, for fixed-length UTF-8 strings
+    truncate: bool = False  # strings longer than ``width`` are cut (with "…") instead of rejected
+
+    @property
+    def row_bytes(self) -> int:
+        return int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
+
+    @property
+    def chunk_rows(self) -> int:
+        rows = max(64, CHUNK_BYTES // max(1, self.row_bytes))
+        return 1 << (rows.bit_length() - 1)  # power of two
+
+
+def _s(name: str, width: int, description: str, truncate: bool = False) -> Column:
+    return Column(name, h5py.string_dtype("utf-8", width), (), "", description, width, truncate)
+
+
+def _f(name: str, units: str, description: str, shape: tuple[int, ...] = ()) -> Column:
+    return Column(name, np.dtype("<f8"), shape, units, description)
+
+
+STRING_COLUMNS: tuple[Column, ...] = (
+    _s("task_id", 96, "content hash identifying the task; unique within a file"),
+    _s("candidate_id", 96, "identifier of the candidate structure"),
+    _s("kind", 16, "candidate | reference | competing"),
+    _s("label", 128, "human-readable name"),
+    _s("formula", 64, "chemical formula"),
+    _s("prototype", 64, "structure prototype"),
+    _s("parent", 128, "parent structure/candidate"),
+    _s("calculator", 64, "calculator registry name"),
+    _s("stage", 32, "funnel stage"),
+    _s("status", 8, "ok | failed"),
+    _s("error", 512, "error message of a failed task (cut to 512 bytes, ending in …)", truncate=True),
+    _s("worker", 128, "host:pid that ran the task"),
+)
+SCALAR_COLUMNS: tuple[Column, ...] = (
+    _f("energy", "eV", "total energy of the final structure"),
+    _f("energy_per_atom", "eV/atom", "energy / natoms"),
+    _f("fmax", "eV/Å", "largest residual atomic force"),
+    _f("volume", "Å^3", "cell volume"),
+    _f("magmom_total", "μB", "total magnetic moment per cell"),
+    Column("steps", np.dtype("<i4"), (), "", "optimizer steps (-1 unknown)"),
+    Column("converged", np.dtype(bool), (), "", "relaxation converged"),
+    _f("wall_time", "s", "wall time of the task"),
+    _f("finished_at", "s", "unix time the task finished"),
+)
+ARRAY_COLUMNS: tuple[Column, ...] = (
+    _f("stress", "eV/Å^3", "stress, Voigt order xx yy zz yz xz xy", (6,)),
+    _f("cell", "Å", "cell vectors as rows", (3, 3)),
+    Column("pbc", np.dtype(bool), (3,), "", "periodic boundary conditions"),
+)
+POINTER_COLUMNS: tuple[Column, ...] = (
+    Column("atom_start", np.dtype("<i8"), (), "", "index of the row's first atom in /atoms/*"),
+    Column("natoms", np.dtype("<i4"), (), "", "number of atoms of the row"),
+)
+RECORD_COLUMNS: tuple[Column, ...] = STRING_COLUMNS + SCALAR_COLUMNS + ARRAY_COLUMNS + POINTER_COLUMNS
+ATOM_COLUMNS: tuple[Column, ...] = (
+    Column("numbers", np.dtype("<i2"), (), "", "atomic numbers"),
+    _f("positions", "Å", "Cartesian positions of the final structure", (3,)),
+    _f("magmoms", "μB", "atomic magnetic moments, NaN where the calculator gives none"),
+)
+
+RECORD_COLUMN_BY_NAME = {c.name: c for c in RECORD_COLUMNS}
+ATOM_COLUMN_BY_NAME = {c.name: c for c in ATOM_COLUMNS}
+STATUS_COLUMN = "status"
+
+
+def encode_str(text: str, column: Column) -> bytes:
+    """UTF-8 bytes of ``text`` fitting ``column.width``; cut on a character boundary if allowed.
+
+    Raises ValueError when the text is too long for a column that does not truncate.
+    """
+    raw = text.encode("utf-8")
+    if len(raw) <= column.width:
+        return raw
+    if not column.truncate:
+        raise ValueError(f"{len(raw)} bytes in UTF-8, longer than the {column.width} bytes stored")
+    mark = ELLIPSIS.encode("utf-8")
+    cut = raw[: column.width - len(mark)].decode("utf-8", errors="ignore").encode("utf-8")
+    return cut + mark
+
+
+def new_file_attrs(campaign_text: str) -> dict[str, object]:
+    """The file attributes of a freshly created store."""
+    from tansaku import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tansaku_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "campaign": campaign_text,
+    }
+
+
+def create_layout(f: h5py.File, attrs: dict[str, object]) -> None:
+    """Create every group and (empty) dataset of the schema in ``f`` and set the file ``attrs``."""
+    for group, columns in ((RECORDS, RECORD_COLUMNS), (ATOMS, ATOM_COLUMNS)):
+        g = f.create_group(group)
+        for c in columns:
+            chunk = max(1024, c.chunk_rows) if group == ATOMS else c.chunk_rows
+            ds = g.create_dataset(
+                c.name,
+                shape=(0, *c.shape),
+                maxshape=(None, *c.shape),
+                chunks=(chunk, *c.shape),
+                dtype=c.dtype,
+                compression=COMPRESSION,
+                compression_opts=COMPRESSION_LEVEL,
+                shuffle=True,
+            )
+            if c.units:
+                ds.attrs["units"] = c.units
+            ds.attrs["description"] = c.description
+    ds = f.create_dataset(COMMITTED, data=np.zeros(1, np.int64))
+    ds.attrs["description"] = "number of committed rows; rows at or beyond it are not valid"
+    for key, value in attrs.items():
+        f.attrs[key] = value

@@ -1,0 +1,198 @@
+"""The single writer of a results file: batched, crash-safe appends in SWMR mode.
+
+Commit protocol (docs/hdf5_schema.md): a batch's atoms and rows are written beyond the committed end
+and flushed, then ``/committed`` is raised and flushed again. Readers only look at rows [0, committed),
+so a kill at any moment leaves every committed row intact; rows beyond it are overwritten later.
+A stored "failed" row is rewritten in place: its new atoms go to the end of /atoms, its columns are
+written and flushed with the status column last, so until the rewrite is complete the row reads "failed".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+from h5py import h5f, h5p
+
+from tansaku.results.lock import WriterLock
+from tansaku.results.pack import pack
+from tansaku.results.read import atoms_end, check_schema, committed_rows, read_columns
+from tansaku.results.record import STATUS_OK, Record
+from tansaku.results.recover import (
+    is_crashed_writer_error,
+    remove_stale_temporaries,
+    rewrite,
+    write_new_file,
+)
+from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, STATUS_COLUMN, new_file_attrs
+
+log = logging.getLogger(__name__)
+
+
+def _open_swmr_writer(path: Path) -> h5py.File:
+    """Open ``path`` read-write directly in SWMR mode (never in a non-SWMR write session).
+
+    HDF5's own file locking is off: readers holding the file open would otherwise block the writer,
+    and the single writer is guaranteed by WriterLock instead.
+    """
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    fapl.set_fclose_degree(h5f.CLOSE_STRONG)
+    fapl.set_file_locking(False, True)
+    fid = h5f.open(os.fsencode(path), h5f.ACC_RDWR | h5f.ACC_SWMR_WRITE, fapl=fapl)
+    return h5py.File(fid)
+
+
+def _grow(ds: h5py.Dataset, size: int) -> None:
+    if ds.shape[0] < size:
+        ds.resize(size, axis=0)
+
+
+class Store:
+    """The writer of one results file; open it with ``Store.open`` (a context manager)."""
+
+    def __init__(self, path: Path, h5: h5py.File, lock: WriterLock) -> None:
+        self.path = path
+        self._f = h5
+        self._lock = lock
+        self._rec = {c.name: h5[f"{RECORDS}/{c.name}"] for c in RECORD_COLUMNS}
+        self._atoms = {c.name: h5[f"{ATOMS}/{c.name}"] for c in ATOM_COLUMNS}
+        self._committed = h5[COMMITTED]
+        self._n = committed_rows(h5)
+        self._atoms_end = atoms_end(h5, self._n)
+        cols = read_columns(h5, ["task_id", STATUS_COLUMN])
+        self._index: dict[str, tuple[int, str]] = {
+            t: (row, s) for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
+        }
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, campaign_text: str | None = None) -> Store:
+        """Create ``path`` or reopen it for appending, recovering it first if a writer was killed.
+
+        ``campaign_text`` (the campaign TOML) is stored as the ``campaign`` attribute; when it differs
+        from the stored one, the file is rewritten with the new text (an atomic copy). Raises
+        StoreLockedError if another process is writing the file.
+        """
+        path = Path(path)
+        lock = WriterLock(path)
+        lock.acquire()
+        try:
+            remove_stale_temporaries(path)
+            if not path.exists():
+                write_new_file(path, new_file_attrs(campaign_text or ""))
+            update = {} if campaign_text is None else {"campaign": campaign_text}
+            try:
+                h5 = _open_swmr_writer(path)
+            except OSError as e:
+                if not is_crashed_writer_error(e):
+                    raise
+                log.warning("%s was left open by a killed writer: recovering its committed rows", path)
+                rewrite(path, update)
+                h5 = _open_swmr_writer(path)
+            try:
+                check_schema(h5)
+                if update and h5.attrs.get("campaign") != campaign_text:
+                    h5.close()
+                    rewrite(path, update)
+                    h5 = _open_swmr_writer(path)
+                return cls(path, h5, lock)
+            except BaseException:
+                h5.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+
+    def append(self, records: Sequence[Record]) -> None:
+        """Write and commit ``records`` as one batch; all or nothing.
+
+        A task_id stored as "failed" is rewritten in place; one stored as "ok" raises ValueError, as does
+        any invalid record (naming its task_id and field) -- in both cases before anything is written.
+        """
+        self._check_open()
+        batch = pack(records)
+        new, redo, redo_rows = [], [], []
+        for i, tid in enumerate(batch.task_ids):
+            hit = self._index.get(tid)
+            if hit is None:
+                new.append(i)
+            elif hit[1] == STATUS_OK:
+                raise ValueError(f"task {tid!r} is already stored with status 'ok' (row {hit[0]}); skip it")
+            else:
+                redo.append(i)
+                redo_rows.append(hit[0])
+        if not len(batch):
+            return
+
+        counts = batch.rows["natoms"]
+        a0, total = self._atoms_end, int(counts.sum())
+        self._atoms_end = a0 + total  # never hand these atoms out again, even if this append fails
+        for name, ds in self._atoms.items():
+            _grow(ds, a0 + total)
+            ds[a0 : a0 + total] = batch.atoms[name]
+        rows = {**batch.rows, "atom_start": a0 + np.cumsum(counts) - counts}
+
+        n0, k = self._n, len(new)
+        if k:
+            take = np.asarray(new)
+            for name, ds in self._rec.items():
+                _grow(ds, n0 + k)
+                ds[n0 : n0 + k] = rows[name][take]
+        if redo:
+            self._f.flush()  # the new atoms exist before any committed row points at them
+            order = np.argsort(redo_rows)
+            where, take = np.asarray(redo_rows)[order], np.asarray(redo)[order]
+            for name, ds in self._rec.items():
+                if name != STATUS_COLUMN:
+                    ds[where] = rows[name][take]
+        self._f.flush()
+        if redo:
+            self._rec[STATUS_COLUMN][where] = rows[STATUS_COLUMN][take]
+        self._committed[0] = n0 + k
+        self._f.flush()
+
+        self._n = n0 + k
+        status = rows[STATUS_COLUMN]
+        for j, i in enumerate(new):
+            self._index[batch.task_ids[i]] = (n0 + j, status[i].decode())
+        for i, row in zip(redo, redo_rows):
+            self._index[batch.task_ids[i]] = (row, status[i].decode())
+
+    def statuses(self) -> dict[str, str]:
+        """task_id -> status ("ok" | "failed") of every committed row, for resuming a campaign."""
+        return {t: s for t, (_, s) in self._index.items()}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._index
+
+    @property
+    def closed(self) -> bool:
+        return not self._lock.held
+
+    def close(self) -> None:
+        """Close the file (clearing its open-for-write flag) and release the writer lock."""
+        if self.closed:
+            return
+        try:
+            self._f.close()
+        finally:
+            self._lock.release()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"store {self.path} is closed")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
