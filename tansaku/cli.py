@@ -51,7 +51,7 @@ def run(
     err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
               f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
               f"+ {len(plan.references)} references = {len(plan.tasks)} tasks "
-              f"({campaign.calculator.name}, {campaign.execution.executor} x{campaign.execution.n_workers})",
+              f"({campaign.calculator.name}, {_executor_text(campaign.execution)})",
               highlight=False)
     if dry_run:
         for task in plan.tasks:
@@ -69,6 +69,12 @@ def run(
         err.print(f"  failed: {line}", highlight=False)
     if summary.failed:
         err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
+
+
+def _executor_text(execution) -> str:
+    if execution.executor == "serial":
+        return "serial"
+    return f"{execution.executor}, {execution.n_workers} workers"
 
 
 def _table(title: str, counts: dict, header: str) -> Table:

@@ -85,7 +85,7 @@ def dask_executor(workers: int, run: TaskRunner = run_task, address: str | None 
         cluster = None
         if address is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)
+                                   dashboard_address=":0", silence_logs=40)
         client = Client(cluster if cluster is not None else address)
         try:
             client.register_plugin(PinThreads(), name="tansaku-pin-threads")

@@ -98,6 +98,9 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
     with Store.open(campaign.output, campaign_text=campaign.text) as store:
         todo = tasks_to_run(plan.tasks, store.statuses(), rerun_failed)
         summary.already_stored = len(plan.tasks) - len(todo)
+        if not todo:
+            summary.wall_seconds = time.perf_counter() - start
+            return summary
         executor = executor or make_executor(campaign.execution.executor, campaign.execution.n_workers)
         writer = _BatchWriter(store, summary, campaign.execution.batch_size, campaign.execution.flush_seconds)
         with _progress(console) as progress:
