@@ -32,8 +32,12 @@ Source = str | os.PathLike | h5py.File
 
 
 def open_for_reading(path: str | os.PathLike) -> h5py.File:
-    """Open a store read-only in SWMR mode (works while a writer runs and after a writer crashed)."""
-    f = h5py.File(path, "r", swmr=True)
+    """Open a store read-only in SWMR mode (works while a writer runs and after a writer crashed).
+
+    HDF5 file locking is off, as in the writer: the store's single writer is guarded by its own lock
+    file, and a reader holding the file open must not stop a writer from starting.
+    """
+    f = h5py.File(path, "r", swmr=True, locking=False)
     try:
         check_schema(f)
     except BaseException:

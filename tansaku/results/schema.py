@@ -18,9 +18,12 @@ RECORDS = "records"  # group: one dataset per per-record column, first axis = ro
 ATOMS = "atoms"  # group: concatenated per-atom arrays, first axis = atom
 COMMITTED = "committed"  # (1,) int64: rows [0, committed) are valid; everything beyond is garbage
 
-COMPRESSION = "gzip"
 COMPRESSION_LEVEL = 4
-CHUNK_BYTES = 16 * 1024  # target uncompressed chunk size; small chunks keep per-append flushes cheap
+MIN_CHUNK_ROWS = 16
+# Target uncompressed chunk size. In SWMR mode HDF5 never reuses freed file space, so each flush leaks
+# the previous copy of every rewritten (compressed, partly filled) last chunk: small chunks keep that
+# leak small (~6 kB per append on this schema); Store.close compacts a file that leaked much.
+CHUNK_BYTES = 4096
 
 ELLIPSIS = "…"
 
@@ -43,7 +46,7 @@ class Column:
 
     @property
     def chunk_rows(self) -> int:
-        rows = max(64, CHUNK_BYTES // max(1, self.row_bytes))
+        rows = max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, self.row_bytes))
         return 1 << (rows.bit_length() - 1)  # power of two
 
 
@@ -128,22 +131,25 @@ def new_file_attrs(campaign_text: str) -> dict[str, object]:
     }
 
 
+def _create_appendable(group: h5py.Group, c: Column) -> h5py.Dataset:
+    """An empty, extendable, chunked, shuffled+gzipped dataset (low-level API: h5py's create_dataset
+    would pick its own chunk shape)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((c.chunk_rows, *c.shape))
+    dcpl.set_shuffle()
+    dcpl.set_deflate(COMPRESSION_LEVEL)
+    space = h5py.h5s.create_simple((0, *c.shape), (h5py.h5s.UNLIMITED, *c.shape))
+    tid = h5py.h5t.py_create(c.dtype, logical=True)
+    h5py.h5d.create(group.id, c.name.encode(), tid, space, dcpl=dcpl)
+    return group[c.name]
+
+
 def create_layout(f: h5py.File, attrs: dict[str, object]) -> None:
     """Create every group and (empty) dataset of the schema in ``f`` and set the file ``attrs``."""
     for group, columns in ((RECORDS, RECORD_COLUMNS), (ATOMS, ATOM_COLUMNS)):
         g = f.create_group(group)
         for c in columns:
-            chunk = max(1024, c.chunk_rows) if group == ATOMS else c.chunk_rows
-            ds = g.create_dataset(
-                c.name,
-                shape=(0, *c.shape),
-                maxshape=(None, *c.shape),
-                chunks=(chunk, *c.shape),
-                dtype=c.dtype,
-                compression=COMPRESSION,
-                compression_opts=COMPRESSION_LEVEL,
-                shuffle=True,
-            )
+            ds = _create_appendable(g, c)
             if c.units:
                 ds.attrs["units"] = c.units
             ds.attrs["description"] = c.description

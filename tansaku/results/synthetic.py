@@ -1,0 +1,73 @@
+"""Deterministic synthetic Records, for tests and benchmarks of the store."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
+
+
+def synthetic_record(k: int, status: str = STATUS_OK, natoms: int | None = None) -> Record:
+    """Record number ``k``: every field is a function of (k, status, natoms), so a reader can verify it.
+
+    Covers unicode text, magmoms absent (k % 3 == 0) or partly NaN (k % 5 == 1), mixed pbc, and, for a
+    failed record, an error message of multi-byte characters longer than the stored 512 bytes.
+    """
+    n = 1 + k % 7 if natoms is None else natoms
+    ok = status == STATUS_OK
+    magmoms = None if k % 3 == 0 else np.linspace(-1.0, 2.0, n) + k * 1e-3
+    if magmoms is not None and k % 5 == 1 and n > 1:  # all-NaN would read back as None
+        magmoms[0] = np.nan
+    cell = np.diag([3.0 + k % 5 * 0.1, 3.5, 4.0 + k * 1e-6])
+    cell[1, 0] = 0.25
+    return Record(
+        task_id=f"t{k:09d}",
+        candidate_id=f"cand-{k // 2}",
+        kind=("candidate", "reference", "competing")[k % 3],
+        label=f"Fe₂Co-{k} α✓ é",
+        formula=f"Fe{1 + k % 4}Co",
+        prototype=("L1_0", "B2", "D0_3")[k % 3],
+        parent=f"parent-{k // 10}",
+        calculator="emt",
+        stage="relax",
+        status=status,
+        numbers=1 + (k + np.arange(n)) % 90,
+        positions=np.arange(3.0 * n).reshape(n, 3) * 0.5 + (k % 97) * 0.01,
+        cell=cell,
+        pbc=np.array([True, k % 2 == 0, True]),
+        magmoms=magmoms,
+        error="" if ok else f"RuntimeError #{k}: 収束しませんでした " * (1 + k % 40),
+        energy=-0.25 * k if ok else float("nan"),
+        energy_per_atom=-0.25 * k / max(n, 1) if ok else float("nan"),
+        fmax=0.01 + k % 10 * 1e-3 if ok else float("nan"),
+        stress=np.arange(6.0) * 1e-3 + k * 1e-6,
+        volume=float(abs(np.linalg.det(cell))),
+        magmom_total=float(np.nansum(magmoms)) if magmoms is not None else float("nan"),
+        steps=k % 200 if ok else -1,
+        converged=ok and k % 4 != 0,
+        wall_time=0.1 * (k % 50),
+        worker=f"node{k % 8}:{1000 + k}",
+        finished_at=1.7e9 + k,
+    )
+
+
+def record_differences(stored: Record, expected: Record, error_bytes: int = 512) -> list[str]:
+    """Names of the fields where ``stored`` differs from ``expected`` (NaN equals NaN; ``error`` is
+    compared after the store's truncation to ``error_bytes``)."""
+    diffs = []
+    for f in dataclasses.fields(Record):
+        a, b = getattr(stored, f.name), getattr(expected, f.name)
+        if f.name == "error" and len(b.encode()) > error_bytes:
+            ok = a.endswith("…") and b.startswith(a[:-1]) and len(a.encode()) <= error_bytes
+        elif a is None or b is None:
+            ok = a is None and b is None
+        elif isinstance(b, str):
+            ok = a == b
+        else:
+            a, b = np.asarray(a), np.asarray(b)
+            ok = a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        if not ok:
+            diffs.append(f.name)
+    return diffs

@@ -1,0 +1,319 @@
+"""The HDF5 results store on real files: round trips, batches, rewrites, refusals, SWMR, the writer lock."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tansaku import __version__
+from tansaku.results import (
+    SCHEMA_VERSION,
+    RecordNotFoundError,
+    Store,
+    StoreError,
+    StoreLockedError,
+    committed_rows,
+    count_by,
+    iter_records,
+    open_for_reading,
+    read_columns,
+    read_record,
+    read_table,
+)
+from tansaku.results.schema import RECORD_COLUMN_BY_NAME, encode_str
+from tansaku.results.synthetic import record_differences, synthetic_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def _spawn(code: str, *args: object, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=_env(), text=True, **kw)
+
+
+def _records(ks, status="ok"):
+    return [synthetic_record(k, status) for k in ks]
+
+
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    with open_for_reading(path) as f:
+        shapes = {}
+        f.visititems(lambda name, obj: shapes.__setitem__(name, obj.shape) if isinstance(obj, h5py.Dataset) else None)
+        return shapes
+
+
+def test_round_trip_all_fields(tmp_path):
+    path = tmp_path / "r.h5"
+    expected = [synthetic_record(k, "failed" if k % 4 == 1 else "ok") for k in range(30)]
+    expected.append(synthetic_record(30, natoms=0))  # an empty structure is stored too
+    with Store.open(path, campaign_text="name = 'round trip'") as store:
+        store.append(expected)
+        assert len(store) == 31
+    stored = list(iter_records(path))
+    assert [r.task_id for r in stored] == [r.task_id for r in expected]
+    for s, e in zip(stored, expected):
+        assert record_differences(s, e) == [], s.task_id
+    assert stored[0].magmoms is None and np.isnan(stored[1].magmoms[0])  # absent vs partly NaN
+    assert stored[1].label == "Fe₂Co-1 α✓ é"
+    assert len(expected[29].error.encode()) > 512 and stored[29].error.endswith("…")
+    assert len(stored[29].error.encode()) <= 512
+
+
+def test_error_truncation_keeps_whole_characters():
+    column = RECORD_COLUMN_BY_NAME["error"]
+    for text in ("é" * 300, "x" + "収" * 200, "a" * 600):
+        raw = encode_str(text, column)
+        assert len(raw) <= 512
+        assert raw.decode("utf-8").endswith("…")  # strict decode: no broken character
+    assert encode_str("short é", column) == "short é".encode()
+    with pytest.raises(ValueError, match="longer than the 96 bytes"):
+        encode_str("t" * 97, RECORD_COLUMN_BY_NAME["task_id"])
+
+
+def test_read_columns_table_and_record(tmp_path):
+    path = tmp_path / "r.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(12)))
+    cols = read_columns(path, ["label", "energy", "cell"])
+    assert list(cols) == ["label", "energy", "cell"]
+    assert cols["label"][3] == "Fe₂Co-3 α✓ é" and cols["cell"].shape == (12, 3, 3)
+    assert np.array_equal(cols["energy"], -0.25 * np.arange(12))
+    table = read_table(path)
+    assert len(table) == 12 and table.loc[5, "task_id"] == "t000000005" and table.loc[5, "natoms"] == 6
+    assert "atom_start" not in table and "stress" not in table
+    assert list(read_table(path, columns=["status", "kind"]).columns) == ["status", "kind"]
+    assert count_by(path, "kind") == {"candidate": 4, "reference": 4, "competing": 4}
+
+    fields, atoms = read_record(path, "t000000004")
+    expected = synthetic_record(4)
+    assert fields["row"] == 4 and fields["label"] == expected.label and fields["natoms"] == 5
+    assert np.allclose(atoms.positions, expected.positions) and np.allclose(atoms.cell, expected.cell)
+    assert list(atoms.pbc) == list(expected.pbc) and list(atoms.numbers) == list(expected.numbers)
+    assert np.allclose(atoms.get_initial_magnetic_moments(), expected.magmoms)
+    assert atoms.get_potential_energy() == pytest.approx(-1.0)
+    with pytest.raises(RecordNotFoundError, match="ambiguous"):
+        read_record(path, "t0000000")
+    with pytest.raises(RecordNotFoundError, match="no stored task_id"):
+        read_record(path, "nope")
+
+
+def test_unique_prefix_and_candidate_lookup(tmp_path):
+    path = tmp_path / "r.h5"
+    with Store.open(path) as store:
+        store.append(_records([7, 8, 15]))  # candidate ids cand-3, cand-4, cand-7
+    assert read_record(path, "t000000015")[0]["row"] == 2
+    assert read_record(path, "t00000001")[0]["task_id"] == "t000000015"  # the only id with that prefix
+    assert read_record(path, "cand-4")[0]["task_id"] == "t000000008"
+    with pytest.raises(RecordNotFoundError, match="3 task_ids match"):
+        read_record(path, "t")
+
+
+def test_append_in_batches_and_reopen(tmp_path):
+    path = tmp_path / "b.h5"
+    k = 0
+    for sizes in ([1, 5], [], [17, 1, 3]):
+        with Store.open(path) as store:
+            for size in sizes:
+                store.append(_records(range(k, k + size)))
+                k += size
+                assert len(store) == k
+            store.append([])
+            assert len(store.statuses()) == k
+    assert [r.task_id for r in iter_records(path)] == [f"t{i:09d}" for i in range(k)]
+    for s in iter_records(path, range(20, 27), block=3):
+        assert record_differences(s, synthetic_record(int(s.task_id[1:]))) == []
+
+
+def test_failed_row_is_rewritten_in_place(tmp_path):
+    path = tmp_path / "f.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(3)) + [synthetic_record(3, "failed", natoms=2)] + _records([4]))
+        assert store.statuses()["t000000003"] == "failed"
+    start_before = read_columns(path, ["atom_start"])["atom_start"]
+    with Store.open(path) as store:
+        store.append([synthetic_record(3, natoms=6), synthetic_record(5)])
+        assert len(store) == 6 and store.statuses()["t000000003"] == "ok"
+        store.append(_records([6]))  # atoms appended after a rewrite must not clobber it
+    cols = read_columns(path, ["task_id", "status", "atom_start", "natoms"])
+    assert list(cols["task_id"]) == [f"t{i:09d}" for i in range(7)]
+    assert cols["status"][3] == "ok" and cols["natoms"][3] == 6
+    assert cols["atom_start"][3] > start_before.max()  # pointed at newly appended atoms
+    stored = list(iter_records(path))
+    assert record_differences(stored[3], synthetic_record(3, natoms=6)) == []
+    for i in (0, 1, 2, 4, 5, 6):
+        assert record_differences(stored[i], synthetic_record(i)) == []
+
+
+def test_failed_row_can_fail_again(tmp_path):
+    path = tmp_path / "f.h5"
+    with Store.open(path) as store:
+        store.append([synthetic_record(1, "failed")])
+        store.append([synthetic_record(1, "failed", natoms=3)])
+        assert len(store) == 1 and store.statuses() == {"t000000001": "failed"}
+    assert read_columns(path, ["natoms"])["natoms"].tolist() == [3]
+
+
+def test_duplicate_ok_row_refused(tmp_path):
+    path = tmp_path / "d.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(3)))
+        shapes = _shapes(path)
+        with pytest.raises(ValueError, match="t000000001.*already stored with status 'ok'"):
+            store.append(_records([5, 1]))
+        with pytest.raises(ValueError, match="twice in the same batch"):
+            store.append(_records([6, 6]))
+        assert len(store) == 3 and "t000000005" not in store
+        assert _shapes(path) == shapes
+        store.append(_records([5]))
+    assert read_columns(path, ["task_id"])["task_id"].tolist() == ["t000000000", "t000000001", "t000000002",
+                                                                   "t000000005"]
+
+
+BAD = {
+    "positions": lambda r: dataclasses.replace(r, positions=r.positions[:, :2]),
+    "numbers": lambda r: dataclasses.replace(r, numbers=np.stack([r.numbers, r.numbers])),
+    "cell": lambda r: dataclasses.replace(r, cell=np.ones(3)),
+    "pbc": lambda r: dataclasses.replace(r, pbc=np.ones(2, bool)),
+    "magmoms": lambda r: dataclasses.replace(r, magmoms=np.zeros(r.natoms + 1)),
+    "stress": lambda r: dataclasses.replace(r, stress=np.zeros((3, 3))),
+    "status": lambda r: dataclasses.replace(r, status="done"),
+    "label": lambda r: dataclasses.replace(r, label="é" * 100),
+    "steps": lambda r: dataclasses.replace(r, steps=2.5),
+    "energy": lambda r: dataclasses.replace(r, energy="low"),
+    "kind": lambda r: dataclasses.replace(r, kind=None),
+}
+
+
+@pytest.mark.parametrize("field", list(BAD))
+def test_bad_record_rejected_and_file_unchanged(tmp_path, field):
+    path = tmp_path / "bad.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(4)) + [synthetic_record(4, "failed")])
+        before, shapes = read_columns(path), _shapes(path)
+        batch = [synthetic_record(10), BAD[field](synthetic_record(11)), synthetic_record(4)]
+        with pytest.raises(ValueError, match=rf"'t000000011'.*'{field}'"):
+            store.append(batch)
+        assert len(store) == 5 and "t000000010" not in store and store.statuses()["t000000004"] == "failed"
+        assert _shapes(path) == shapes  # nothing was even written beyond the committed rows
+        after = read_columns(path)
+        for name in before:
+            assert np.array_equal(before[name], after[name], equal_nan=before[name].dtype.kind == "f"), name
+        store.append([synthetic_record(10)])  # still usable
+        assert len(store) == 6
+
+
+def test_attributes_and_campaign_update(tmp_path):
+    path = tmp_path / "a.h5"
+    with Store.open(path, campaign_text="name = 'one'") as store:
+        store.append(_records(range(3)))
+    with open_for_reading(path) as f:
+        attrs = dict(f.attrs)
+    assert attrs["schema_version"] == SCHEMA_VERSION and attrs["tansaku_version"] == __version__
+    assert attrs["campaign"] == "name = 'one'" and attrs["created"].startswith("20")
+    with Store.open(path) as store:  # no text: keep the stored one
+        assert len(store) == 3
+    with Store.open(path, campaign_text="name = 'two' # 改") as store:
+        store.append(_records([3]))
+    with h5py.File(path, "r") as f:  # a cleanly closed file opens without swmr too
+        assert f.attrs["campaign"] == "name = 'two' # 改" and f.attrs["created"] == attrs["created"]
+        assert f["committed"][0] == 4
+    assert [r.task_id for r in iter_records(path)] == [f"t{i:09d}" for i in range(4)]
+
+
+def test_not_a_store(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f["x"] = [1]
+    with pytest.raises(StoreError, match="not a tansaku results store"):
+        read_columns(path)
+    with pytest.raises(StoreError, match="not a tansaku results store"):
+        Store.open(path)
+
+
+WRITER = """
+import sys, time
+from tansaku.results import Store
+from tansaku.results.synthetic import synthetic_record
+with Store.open(sys.argv[1]) as store:
+    for b in range(int(sys.argv[2])):
+        store.append([synthetic_record(2 * b), synthetic_record(2 * b + 1)])
+        if b == 0:
+            print("started", flush=True)
+        time.sleep(0.002)
+"""
+
+
+def test_reading_while_another_process_appends(tmp_path):
+    path = tmp_path / "swmr.h5"
+    with Store.open(path) as store:
+        store.append(_records([0, 1]))
+    early = open_for_reading(path)  # a reader holding the file must not block the writer
+    proc = _spawn(WRITER.replace("2 * b", "2 * b + 2"), path, 400, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        seen, last = [], 0
+        while proc.poll() is None:
+            cols = read_columns(path, ["task_id", "energy", "natoms"])
+            n = len(cols["task_id"])
+            assert n >= last
+            assert cols["task_id"].tolist() == [f"t{i:09d}" for i in range(n)]
+            assert np.array_equal(cols["energy"], -0.25 * np.arange(n))
+            assert np.array_equal(cols["natoms"], 1 + np.arange(n) % 7)
+            seen.append(n)
+            last = n
+            assert committed_rows(early) >= n  # the long-lived handle refreshes too
+        assert proc.wait() == 0
+        assert len(set(seen)) > 3, seen  # we really read while it was writing
+        assert committed_rows(early) == 802
+    finally:
+        early.close()
+        proc.kill()
+    stored = list(iter_records(path))
+    assert len(stored) == 802
+    assert all(record_differences(s, synthetic_record(i)) == [] for i, s in enumerate(stored))
+
+
+HOLDER = """
+import sys
+from tansaku.results import Store
+from tansaku.results.synthetic import synthetic_record
+store = Store.open(sys.argv[1])
+store.append([synthetic_record(0), synthetic_record(1)])
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_second_writer_refused_then_crashed_writer_recovered(tmp_path):
+    path = tmp_path / "lock.h5"
+    proc = _spawn(HOLDER, path, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLockedError, match=rf"being written by another process \(pid {proc.pid}\b"):
+            Store.open(path)
+        assert len(read_columns(path)["task_id"]) == 2  # readers are not blocked
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with pytest.raises(OSError, match="already open for write"):
+        h5py.File(path, "r+")  # the kill left the file flagged: HDF5 itself refuses it
+    with Store.open(path, campaign_text="after crash") as store:  # lock free + flagged file => recovery
+        assert store.statuses() == {"t000000000": "ok", "t000000001": "ok"}
+        store.append(_records([2]))
+        with pytest.raises(StoreLockedError):
+            Store.open(path)  # a second Store in the same process is refused as well
+    assert not path.with_name(path.name + ".recover.tmp").exists()
+    with h5py.File(path, "r") as f:
+        assert f["committed"][0] == 3 and f.attrs["campaign"] == "after crash"
