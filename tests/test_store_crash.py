@@ -1,0 +1,106 @@
+"""kill -9 a writer at random moments: every record it reported committed must survive, intact.
+
+Run as a script, this file is the writer: it appends synthetic records in batches of 1-5 (some stored
+"failed" first and rewritten "ok" in a later batch) and prints the committed row count after each
+append. Row i always holds task t{i:09d}: new tasks are numbered in order, rewrites keep their row.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tansaku.results import Store, iter_records, open_for_reading, read_columns
+from tansaku.results.synthetic import record_differences, synthetic_record
+
+REPO = Path(__file__).resolve().parents[1]
+ROUNDS = 8
+
+
+def first_status(k: int) -> str:
+    return "failed" if k % 4 == 1 else "ok"
+
+
+def failed_version(k: int):
+    return synthetic_record(k, "failed", natoms=1 + (k + 3) % 7)  # other natoms: a rewrite moves atoms
+
+
+def writer(path: str, seed: int) -> None:
+    rng = random.Random(seed)
+    store = Store.open(path, campaign_text=f"crash test seed {seed}")
+    k = len(store)
+    pending = sorted(int(t[1:]) for t, s in store.statuses().items() if s == "failed")
+    while True:
+        batch = [synthetic_record(pending.pop(0))] if pending and rng.random() < 0.5 else []
+        for _ in range(rng.randint(1, 5) - len(batch)):
+            batch.append(synthetic_record(k) if first_status(k) == "ok" else failed_version(k))
+            if first_status(k) == "failed":
+                pending.append(k)
+            k += 1
+        store.append(batch)
+        print(len(store), flush=True)
+
+
+def check(path: Path, reported: int) -> int:
+    """The committed rows: at least ``reported``, row i = task i, ok rows exact, failed rows readable."""
+    with open_for_reading(path) as f:
+        stored = list(iter_records(f))
+    assert len(stored) >= reported
+    for i, rec in enumerate(stored):
+        assert rec.task_id == f"t{i:09d}"
+        if i < reported and first_status(i) == "ok":
+            assert rec.status == "ok"
+        if rec.status == "ok":
+            assert record_differences(rec, synthetic_record(i)) == [], (i, record_differences(rec, synthetic_record(i)))
+        else:
+            # a rewrite killed before its status was written: each value is the old or the new one
+            # (the structure may pair the new atom_start with the old natoms: only its shape is checked)
+            neither = set(record_differences(rec, failed_version(i))) & set(record_differences(rec, synthetic_record(i)))
+            assert not neither - {"numbers", "positions", "magmoms"}, (i, neither)
+            assert rec.numbers.shape == (len(rec.positions),) and rec.positions.shape[1] == 3
+    return len(stored)
+
+
+def last_reported(out: Path) -> int | None:
+    lines = out.read_text().split("\n")[:-1]  # only complete lines: the last may be cut by the kill
+    return int(lines[-1]) if lines else None
+
+
+def test_kill_writer_at_random_moments(tmp_path):
+    path = tmp_path / "crash.h5"
+    rng = random.Random(20261128)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    reported = 0
+    for round_ in range(ROUNDS):
+        out = tmp_path / f"out{round_}.txt"
+        with open(out, "w") as stdout:
+            proc = subprocess.Popen([sys.executable, __file__, str(path), str(round_)], stdout=stdout, env=env)
+        deadline = time.monotonic() + 20
+        if round_ % 3 != 2:  # wait until it writes; every third round the kill may land during startup/recovery
+            while last_reported(out) is None and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.kill()
+        assert proc.wait() == -9
+        reported = max(reported, last_reported(out) or 0)
+        n = check(path, reported) if path.exists() else 0
+        if round_ % 2 == 0:  # recover here; on odd rounds the next writer recovers the file itself
+            with Store.open(path) as store:
+                assert len(store) == n >= reported
+            assert check(path, reported) == n
+    assert reported >= 40, "the writer hardly wrote anything: the test proved little"
+    with Store.open(path) as store:
+        store.close()
+    statuses = read_columns(path, ["status"])["status"]
+    assert len(statuses) >= reported and np.isin(statuses, ["ok", "failed"]).all()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+if __name__ == "__main__":
+    writer(sys.argv[1], int(sys.argv[2]))
