@@ -136,15 +136,16 @@ def test_append_in_batches_and_reopen(tmp_path):
         assert record_differences(s, synthetic_record(int(s.task_id[1:]))) == []
 
 
-def test_failed_row_is_rewritten_in_place(tmp_path):
+def test_failed_rows_are_rewritten_in_place(tmp_path):
     path = tmp_path / "f.h5"
     with Store.open(path) as store:
-        store.append(_records(range(3)) + [synthetic_record(3, "failed", natoms=2)] + _records([4]))
+        store.append(_records([0]) + [synthetic_record(1, "failed")] + _records([2]))
+        store.append([synthetic_record(3, "failed", natoms=2)] + _records([4]))
         assert store.statuses()["t000000003"] == "failed"
     start_before = read_columns(path, ["atom_start"])["atom_start"]
     with Store.open(path) as store:
-        store.append([synthetic_record(3, natoms=6), synthetic_record(5)])
-        assert len(store) == 6 and store.statuses()["t000000003"] == "ok"
+        store.append([synthetic_record(3, natoms=6), synthetic_record(5), synthetic_record(1)])
+        assert len(store) == 6 and store.statuses()["t000000003"] == "ok" == store.statuses()["t000000001"]
         store.append(_records([6]))  # atoms appended after a rewrite must not clobber it
     cols = read_columns(path, ["task_id", "status", "atom_start", "natoms"])
     assert list(cols["task_id"]) == [f"t{i:09d}" for i in range(7)]
@@ -153,7 +154,7 @@ def test_failed_row_is_rewritten_in_place(tmp_path):
     stored = list(iter_records(path))
     assert record_differences(stored[3], synthetic_record(3, natoms=6)) == []
     for i in (0, 1, 2, 4, 5, 6):
-        assert record_differences(stored[i], synthetic_record(i)) == []
+        assert record_differences(stored[i], synthetic_record(i)) == [], i
 
 
 def test_failed_row_can_fail_again(tmp_path):
@@ -317,3 +318,22 @@ def test_second_writer_refused_then_crashed_writer_recovered(tmp_path):
     assert not path.with_name(path.name + ".recover.tmp").exists()
     with h5py.File(path, "r") as f:
         assert f["committed"][0] == 3 and f.attrs["campaign"] == "after crash"
+
+
+def test_close_compacts_a_file_bloated_by_small_appends(tmp_path):
+    path = tmp_path / "c.h5"
+    store = Store.open(path, campaign_text="compact me")
+    for k in range(400):
+        store.append([synthetic_record(k, natoms=8)])
+    bloated = path.stat().st_size
+    store.close()
+    assert path.stat().st_size < bloated / 3
+    stored = list(iter_records(path))
+    assert len(stored) == 400
+    assert all(record_differences(s, synthetic_record(i, natoms=8)) == [] for i, s in enumerate(stored))
+    with open_for_reading(path) as f:
+        assert f.attrs["campaign"] == "compact me"
+    inode = path.stat().st_ino
+    with Store.open(path) as store:
+        store.append([synthetic_record(400)])
+    assert path.stat().st_ino == inode  # a file without much leaked space is not rewritten on close

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 
 from tansaku.results.errors import StoreError
-from tansaku.results.read import atoms_end, check_schema, committed_rows
+from tansaku.results.read import atoms_end, committed_rows, open_for_reading
 from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, create_layout
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,7 @@ def rewrite(path: Path, attrs_update: dict[str, object] | None = None) -> int:
 
     Works on a file left open-for-write by a killed writer. The caller must hold the WriterLock.
     """
-    with h5py.File(path, "r", swmr=True) as src:
-        check_schema(src)
+    with open_for_reading(path) as src:
         attrs = {**src.attrs, **(attrs_update or {})}
         n = write_new_file(path, attrs, src, RECOVER_SUFFIX)
     log.info("rewrote %s: %d committed rows kept", path, n)

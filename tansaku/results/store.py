@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 from h5py import h5f, h5p, h5s
 
+from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
 from tansaku.results.pack import pack
 from tansaku.results.read import atoms_end, check_schema, committed_rows, read_columns
@@ -173,7 +174,7 @@ class Store:
             self._index[batch.task_ids[i]] = (row, status[i].decode())
 
     def _grow(self, ds: h5py.Dataset, size: int) -> None:
-        """Extend ``ds`` to exactly ``size`` (not more: its last chunk must stay a partial, unfiltered one)."""
+        """Extend ``ds`` to ``size`` rows if it is shorter (it may be longer after a crash)."""
         if self._length[ds] < size:
             ds.id.set_extent((size, *ds.shape[1:]))
             self._length[ds] = size
@@ -205,7 +206,10 @@ class Store:
             live = sum(ds.id.get_storage_size() for ds in datasets)
             self._f.close()
             if compact or (compact is None and self.path.stat().st_size > 2 * live + COMPACT_SLACK):
-                rewrite(self.path)
+                try:
+                    rewrite(self.path)
+                except (OSError, StoreError) as e:  # the file is intact, only larger than needed
+                    log.warning("could not compact %s: %s", self.path, e)
         finally:
             self._lock.release()
 
