@@ -51,15 +51,25 @@ def _open_swmr_writer(path: Path) -> h5py.File:
     return h5py.File(fid)
 
 
-def _write(ds: h5py.Dataset, start: int, values: np.ndarray) -> None:
-    """Write ``values`` at rows [start, start + len(values)) of ``ds``, through the low-level API
-    (h5py's ``ds[a:b] = v`` costs ~0.1 ms of Python per call, most of a one-record append)."""
-    if not len(values):
-        return
-    values = np.ascontiguousarray(values, dtype=ds.dtype)
-    fspace = ds.id.get_space()
-    fspace.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
-    ds.id.write(h5s.create_simple(values.shape), fspace, values)
+class _Column:
+    """A dataset written through the low-level API, its shape and dtype cached: h5py's ``ds[a:b] = v``
+    and ``ds.shape`` cost ~0.1 ms of Python per call, most of a one-record append."""
+
+    def __init__(self, ds: h5py.Dataset) -> None:
+        self.ds, self.length, self.tail, self.dtype = ds, ds.shape[0], ds.shape[1:], ds.dtype
+
+    def write(self, start: int, values: np.ndarray) -> None:
+        """Write ``values`` at rows [start, start + len(values)), extending the dataset if needed."""
+        if not len(values):
+            return
+        end = start + len(values)
+        if self.length < end:  # it may be longer: rows left beyond the committed ones by a crash
+            self.ds.id.set_extent((end, *self.tail))
+            self.length = end
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        fspace = self.ds.id.get_space()
+        fspace.select_hyperslab((start,) + (0,) * len(self.tail), values.shape)
+        self.ds.id.write(h5s.create_simple(values.shape), fspace, values)
 
 
 class Store:
@@ -69,10 +79,9 @@ class Store:
         self.path = path
         self._f = h5
         self._lock = lock
-        self._rec = {c.name: h5[f"{RECORDS}/{c.name}"] for c in RECORD_COLUMNS}
-        self._atoms = {c.name: h5[f"{ATOMS}/{c.name}"] for c in ATOM_COLUMNS}
+        self._rec = {c.name: _Column(h5[f"{RECORDS}/{c.name}"]) for c in RECORD_COLUMNS}
+        self._atoms = {c.name: _Column(h5[f"{ATOMS}/{c.name}"]) for c in ATOM_COLUMNS}
         self._committed = h5[COMMITTED]
-        self._length = {ds: ds.shape[0] for ds in (*self._rec.values(), *self._atoms.values())}
         self._n = committed_rows(h5)
         self._atoms_end = atoms_end(h5, self._n)
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
@@ -142,27 +151,25 @@ class Store:
         counts = batch.rows["natoms"]
         a0, total = self._atoms_end, int(counts.sum())
         self._atoms_end = a0 + total  # never hand these atoms out again, even if this append fails
-        for name, ds in self._atoms.items():
-            self._grow(ds, a0 + total)
-            _write(ds, a0, batch.atoms[name])
+        for name, col in self._atoms.items():
+            col.write(a0, batch.atoms[name])
         rows = {**batch.rows, "atom_start": a0 + np.cumsum(counts) - counts}
 
         n0, k = self._n, len(new)
         if k:
             take = np.asarray(new)
-            for name, ds in self._rec.items():
-                self._grow(ds, n0 + k)
-                _write(ds, n0, rows[name][take])
+            for name, col in self._rec.items():
+                col.write(n0, rows[name][take])
         if redo:
             self._f.flush()  # the new atoms exist before any committed row points at them
             order = np.argsort(redo_rows)
             where, take = np.asarray(redo_rows)[order], np.asarray(redo)[order]
-            for name, ds in self._rec.items():
+            for name, col in self._rec.items():
                 if name != STATUS_COLUMN:
-                    ds[where] = rows[name][take]
+                    col.ds[where] = rows[name][take]
         self._f.flush()
         if redo:
-            self._rec[STATUS_COLUMN][where] = rows[STATUS_COLUMN][take]
+            self._rec[STATUS_COLUMN].ds[where] = rows[STATUS_COLUMN][take]
         self._committed[0] = n0 + k
         self._f.flush()
 
@@ -172,12 +179,6 @@ class Store:
             self._index[batch.task_ids[i]] = (n0 + j, status[i].decode())
         for i, row in zip(redo, redo_rows):
             self._index[batch.task_ids[i]] = (row, status[i].decode())
-
-    def _grow(self, ds: h5py.Dataset, size: int) -> None:
-        """Extend ``ds`` to ``size`` rows if it is shorter (it may be longer after a crash)."""
-        if self._length[ds] < size:
-            ds.id.set_extent((size, *ds.shape[1:]))
-            self._length[ds] = size
 
     def statuses(self) -> dict[str, str]:
         """task_id -> status ("ok" | "failed") of every committed row, for resuming a campaign."""
@@ -202,8 +203,7 @@ class Store:
         if self.closed:
             return
         try:
-            datasets = (*self._rec.values(), *self._atoms.values())
-            live = sum(ds.id.get_storage_size() for ds in datasets)
+            live = sum(col.ds.id.get_storage_size() for col in (*self._rec.values(), *self._atoms.values()))
             self._f.close()
             if compact or (compact is None and self.path.stat().st_size > 2 * live + COMPACT_SLACK):
                 try:
