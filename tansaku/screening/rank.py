@@ -1,0 +1,144 @@
+"""Ranking: hard filters, Pareto fronts and a weighted score over chosen objectives (vectorised)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+               "==": operator.eq, "!=": operator.ne}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One column to minimise or maximise, with its weight in the score."""
+
+    column: str
+    direction: str = "min"  # "min" | "max"
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"objective {self.column}: direction must be 'min' or 'max', got {self.direction!r}")
+        if not self.weight >= 0:
+            raise ValueError(f"objective {self.column}: weight must be >= 0, got {self.weight}")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A hard filter ``column op value`` (e.g. e_above_hull <= 0.1)."""
+
+    column: str
+    op: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.op not in COMPARISONS:
+            raise ValueError(f"filter on {self.column}: unknown operator {self.op!r}; use {' '.join(COMPARISONS)}")
+
+    def __str__(self) -> str:
+        return f"{self.column} {self.op} {self.value:g}"
+
+
+DEFAULT_OBJECTIVES = (Objective("e_above_hull", "min"), Objective("mu0_ms", "max"),
+                      Objective("re_mass_fraction", "min"), Objective("hhi_production", "min"))
+
+
+@dataclass(frozen=True)
+class RankingSpec:
+    objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
+    filters: tuple[Criterion, ...] = ()
+    max_fronts: int = 5  # Pareto fronts numbered 0..max_fronts-1; deeper rows get max_fronts
+
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys([o.column for o in self.objectives] + [c.column for c in self.filters]))
+
+
+@dataclass
+class Ranking:
+    """Per-row ranking results, aligned with the input rows."""
+
+    passes_filters: np.ndarray  # bool: eligible, finite objectives and every filter true
+    pareto_rank: np.ndarray  # int: 0 = Pareto front, -1 = not ranked
+    on_pareto: np.ndarray  # bool
+    score: np.ndarray  # float in [0, 1], 1 = best on every objective; NaN = not ranked
+    rank: np.ndarray  # int: 1 = best score; -1 = not ranked
+
+    def as_columns(self) -> dict[str, np.ndarray]:
+        return {"passes_filters": self.passes_filters, "pareto_rank": self.pareto_rank,
+                "on_pareto": self.on_pareto, "score": self.score, "rank": self.rank}
+
+
+def _column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    try:
+        return np.asarray(columns[name], dtype=float)
+    except KeyError:
+        raise KeyError(f"ranking needs column {name!r}, which is not available "
+                       f"(available: {', '.join(sorted(columns))})") from None
+
+
+def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Criterion], n: int) -> np.ndarray:
+    """Rows satisfying every filter (NaN never satisfies one)."""
+    mask = np.ones(n, dtype=bool)
+    for criterion in filters:
+        values = _column(columns, criterion.column)
+        with np.errstate(invalid="ignore"):
+            mask &= COMPARISONS[criterion.op](values, criterion.value) & np.isfinite(values)
+    return mask
+
+
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised)."""
+    order = np.argsort(points.sum(axis=1), kind="stable")  # a dominator always has a smaller sum
+    front: list[int] = []
+    for i in order:
+        if front:
+            kept = points[front]
+            if np.any(np.all(kept <= points[i], axis=1) & np.any(kept < points[i], axis=1)):
+                continue
+        front.append(int(i))
+    return np.array(sorted(front), dtype=np.int64)
+
+
+def pareto_ranks(points: np.ndarray, max_fronts: int = 5) -> np.ndarray:
+    """Front index of each row (0 = Pareto front); rows beyond ``max_fronts`` fronts get ``max_fronts``."""
+    ranks = np.full(len(points), max_fronts, dtype=np.int64)
+    remaining = np.arange(len(points))
+    for front_index in range(max_fronts):
+        if len(remaining) == 0:
+            break
+        front = remaining[non_dominated(points[remaining])]
+        ranks[front] = front_index
+        remaining = np.setdiff1d(remaining, front, assume_unique=True)
+    return ranks
+
+
+def weighted_score(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of min-max normalised objectives (minimised), as 1 = best, 0 = worst."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    goodness = 1.0 - (points - low) / span
+    return goodness @ weights / weights.sum() if weights.sum() > 0 else np.zeros(len(points))
+
+
+def rank(columns: Mapping[str, np.ndarray], spec: RankingSpec, eligible: np.ndarray) -> Ranking:
+    """Filter, Pareto-sort and score the ``eligible`` rows (e.g. ok candidates) of ``columns``."""
+    n = len(eligible)
+    values = np.column_stack([_column(columns, o.column) for o in spec.objectives]) if spec.objectives \
+        else np.zeros((n, 0))
+    signs = np.array([1.0 if o.direction == "min" else -1.0 for o in spec.objectives])
+    passes = eligible & filter_mask(columns, spec.filters, n) & np.isfinite(values).all(axis=1)
+    rows = np.flatnonzero(passes)
+    pareto = np.full(n, -1, dtype=np.int64)
+    score = np.full(n, np.nan)
+    ranking = np.full(n, -1, dtype=np.int64)
+    if len(rows):
+        points = values[rows] * signs
+        pareto[rows] = pareto_ranks(points, spec.max_fronts)
+        score[rows] = weighted_score(points, np.array([o.weight for o in spec.objectives]))
+        order = rows[np.lexsort((pareto[rows], -score[rows]))]  # best score first, front breaks ties
+        ranking[order] = np.arange(1, len(order) + 1)
+    return Ranking(passes_filters=passes, pareto_rank=pareto, on_pareto=pareto == 0, score=score, rank=ranking)
