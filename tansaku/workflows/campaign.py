@@ -6,6 +6,7 @@ Every error names the file, the key (e.g. ``prototypes[0].variants[1].substitute
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +19,14 @@ from tansaku.calculators import CalculatorConfigError, RelaxSettings, get_spec
 from tansaku.calculators.relax import OPTIMIZERS
 from tansaku.screening.generate import Decoration
 from tansaku.screening.prototypes import get_prototype
+from tansaku.screening.rank import DEFAULT_OBJECTIVES, Criterion, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
 
 EXECUTORS = ("serial", "dask")
+# numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
+RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "bh_max", "moment_per_fu", "moment_per_tm",
+                    "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
+                    "density", "energy_per_atom", "magmom_total", "volume")
 
 
 class CampaignError(ValueError):
@@ -53,6 +59,14 @@ class References:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """How stored results are ranked: objectives, weights, hard filters, optional reference energies."""
+
+    spec: RankingSpec = field(default_factory=RankingSpec)
+    reference_entries: Path | None = None  # JSON list of pymatgen ComputedEntry (replaces elemental references)
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     output: Path
@@ -61,6 +75,8 @@ class Campaign:
     relax: RelaxSettings
     execution: Execution
     references: References
+    competing: tuple[Decoration, ...] = ()  # competing phases for the hull, relaxed like candidates
+    ranking: Ranking = field(default_factory=Ranking)
     text: str = ""  # the campaign file as written, stored in the HDF5 file
     source: str = "<string>"
 
@@ -238,6 +254,58 @@ def _references(reader: _Reader) -> References:
     return References(tuple(_element(reader, reader.key("elements"), e) for e in elements))
 
 
+FILTER_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
+
+
+def _rankable(reader: _Reader, key: str, column: str) -> str:
+    if column not in RANKABLE_COLUMNS:
+        raise reader.fail(key, f"unknown column {column!r}; rankable columns: {', '.join(RANKABLE_COLUMNS)}")
+    return column
+
+
+def _criterion(reader: _Reader, key: str, text: Any) -> Criterion:
+    match = FILTER_PATTERN.match(text) if isinstance(text, str) else None
+    if not match:
+        raise reader.fail(key, f"expected a filter like \"e_above_hull <= 0.1\", got {text!r}")
+    column, op, number = match.groups()
+    try:
+        value = float(number)
+    except ValueError:
+        raise reader.fail(key, f"could not read number {number!r} in filter {text!r}") from None
+    return Criterion(_rankable(reader, key, column), op, value)
+
+
+def _ranking(reader: _Reader) -> Ranking:
+    reader.check_keys({"objectives", "weights", "filters", "max_fronts", "reference_entries"})
+    directions = reader.get("objectives", dict, default={o.column: o.direction for o in DEFAULT_OBJECTIVES})
+    weights = reader.get("weights", dict, default={})
+    objectives = []
+    for column, direction in directions.items():
+        key = reader.key(f"objectives.{column}")
+        if direction not in ("min", "max"):
+            raise reader.fail(key, f"expected \"min\" or \"max\", got {direction!r}")
+        objectives.append(Objective(_rankable(reader, key, column), direction, 1.0))
+    for column, weight in weights.items():
+        key = reader.key(f"weights.{column}")
+        if column not in directions:
+            raise reader.fail(key, f"{column!r} is not one of the objectives ({', '.join(directions)})")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise reader.fail(key, f"expected a number >= 0, got {weight!r}")
+    objectives = [Objective(o.column, o.direction, float(weights.get(o.column, 1.0))) for o in objectives]
+    filters = [_criterion(reader, f"{reader.key('filters')}[{i}]", text)
+               for i, text in enumerate(reader.get("filters", list, default=[]))]
+    max_fronts = reader.get("max_fronts", int, default=5)
+    if max_fronts < 1:
+        raise reader.fail(reader.key("max_fronts"), "must be >= 1")
+    entries = reader.get("reference_entries", str, default=None)
+    return Ranking(RankingSpec(tuple(objectives), tuple(filters), max_fronts), Path(entries) if entries else None)
+
+
+def parse_ranking_table(table: Mapping[str, Any], source: str) -> Ranking:
+    """Validate a [ranking] table given as a mapping (e.g. built from command-line options)."""
+    return _ranking(_Reader(table, "ranking", source))
+
+
 def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = None) -> Campaign:
     """Validate campaign TOML text; relative output paths are taken from ``base_dir``."""
     try:
@@ -245,7 +313,8 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"{source}: invalid TOML: {exc}") from None
     root = _Reader(data, "", source)
-    root.check_keys({"campaign", "prototypes", "calculator", "relax", "execution", "references"})
+    root.check_keys({"campaign", "prototypes", "competing", "calculator", "relax", "execution", "references",
+                     "ranking"})
     meta = root.sub("campaign", required=True)
     meta.check_keys({"name", "output"})
     name = meta.get("name", str, required=True)
@@ -259,7 +328,9 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         name=name, output=output, decorations=decorations,
         calculator=_calculator(root.sub("calculator", required=True)),
         relax=_relax(root.sub("relax")), execution=_execution(root.sub("execution")),
-        references=_references(root.sub("references")), text=text, source=source)
+        references=_references(root.sub("references")),
+        competing=tuple(_decoration(r) for r in root.tables("competing")),
+        ranking=_ranking(root.sub("ranking")), text=text, source=source)
 
 
 def load_campaign(path: str | Path) -> Campaign:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tansaku.calculators import get_spec, unsupported_elements
 from tansaku.screening.candidate import Candidate
@@ -25,6 +25,7 @@ class Plan:
     generation: Generation
     references: list[Candidate]
     tasks: list[Task]
+    competing: list[Candidate] = field(default_factory=list)
 
 
 def generate_candidates(campaign: Campaign) -> Generation:
@@ -33,6 +34,17 @@ def generate_candidates(campaign: Campaign) -> Generation:
         return generate(campaign.decorations)
     except SubstitutionError as exc:
         raise CampaignError(f"{campaign.source}: {exc}") from None
+
+
+def competing_phases(campaign: Campaign) -> list[Candidate]:
+    """The campaign's [[competing]] phases (relaxed for the hull, never ranked)."""
+    try:
+        phases = generate(campaign.competing).candidates
+    except SubstitutionError as exc:
+        raise CampaignError(f"{campaign.source}: {str(exc).replace('prototypes[', 'competing[', 1)}") from None
+    for phase in phases:
+        phase.kind = "competing"
+    return phases
 
 
 def reference_candidates(campaign: Campaign, candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -65,8 +77,9 @@ def check_elements(calculator: str, candidates: Sequence[Candidate], shown: int 
 def make_plan(campaign: Campaign) -> Plan:
     """Generate, add references, check elements, and turn everything into tasks."""
     generation = generate_candidates(campaign)
-    references = reference_candidates(campaign, generation.candidates)
-    check_elements(campaign.calculator.name, [*generation.candidates, *references])
-    tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax)
-             for c in [*references, *generation.candidates]]
-    return Plan(generation=generation, references=references, tasks=tasks)
+    competing = competing_phases(campaign)
+    references = reference_candidates(campaign, [*generation.candidates, *competing])
+    everything = [*references, *competing, *generation.candidates]
+    check_elements(campaign.calculator.name, everything)
+    tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax) for c in everything]
+    return Plan(generation=generation, references=references, tasks=tasks, competing=competing)
