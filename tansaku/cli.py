@@ -1,8 +1,9 @@
-"""The ``tansaku`` command: run, status, show."""
+"""The ``tansaku`` command: run, status, show, rank, query, report."""
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,8 +13,8 @@ from rich.table import Table
 
 app = typer.Typer(help="tansaku (探索): high-throughput screening of candidate crystals.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables piped to files
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -50,7 +51,7 @@ def run(
         raise _fail(str(exc)) from None
     err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
               f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
-              f"+ {len(plan.references)} references = {len(plan.tasks)} tasks "
+              f"+ {len(plan.competing)} competing phases + {len(plan.references)} references = {len(plan.tasks)} tasks "
               f"({campaign.calculator.name}, {_executor_text(campaign.execution)})",
               highlight=False)
     if dry_run:
@@ -69,6 +70,40 @@ def run(
         err.print(f"  failed: {line}", highlight=False)
     if summary.failed:
         err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
+    _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+
+
+def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, strict: bool = True,
+                   top: int = 10) -> None:
+    """Rank stored results, store the ranking in the file and print the top candidates."""
+    from tansaku.results import StoreError
+    from tansaku.workflows.ranking import RankingError, rank_results
+
+    try:
+        table = rank_results(results, ranking=ranking, calculator=calculator)
+    except (RankingError, StoreError, OSError) as exc:
+        if strict:
+            raise _fail(f"{results}: {exc}") from None
+        err.print(f"[yellow]ranking skipped:[/] {exc}", highlight=False)
+        return
+    ranked = table[table["rank"] > 0]
+    err.print(f"ranking stored in {results}: {len(ranked)} candidates pass the filters, "
+              f"{int(ranked['on_pareto'].sum())} on the Pareto front", highlight=False)
+    out.print(_frame_table(ranked.head(top), RANK_COLUMNS, title=f"top {min(top, len(ranked))} candidates"))
+
+
+RANK_COLUMNS = ("rank", "label", "e_above_hull", "formation_energy", "mu0_ms", "bh_max", "re_mass_fraction",
+                "hhi_production", "on_pareto", "score")
+
+
+def _frame_table(frame, columns, title: str = "") -> Table:
+    table = Table(title=title or None, title_justify="left")
+    columns = [c for c in columns if c in frame]
+    for column in columns:
+        table.add_column(column, justify="left" if frame[column].dtype == object else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*(_format(row[c], digits=4) for c in columns))
+    return table
 
 
 def _executor_text(execution) -> str:
@@ -130,11 +165,80 @@ def show(
         err.print(f"wrote {extxyz}")
 
 
-def _format(value: object) -> str:
+@app.command("rank")
+def rank_command(
+    results: Annotated[Path, typer.Argument(help="HDF5 results file")],
+    objective: Annotated[Optional[list[str]], typer.Option(
+        help="objective as COLUMN:min|max[:WEIGHT], repeatable (default: the campaign's)")] = None,
+    filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="hard filter, e.g. 'e_above_hull <= 0.1'")] = None,
+    calculator: Annotated[Optional[str], typer.Option(help="rank the records of this calculator")] = None,
+    reference_entries: Annotated[Optional[Path], typer.Option(
+        help="JSON list of pymatgen ComputedEntry to use as elemental references")] = None,
+    top: Annotated[int, typer.Option(help="candidates to print")] = 10,
+) -> None:
+    """Recompute stability, properties and ranking (e.g. with new weights) and store them in the file."""
+    from tansaku.workflows.campaign import CampaignError
+    from tansaku.workflows.ranking import ranking_with_overrides, stored_ranking_settings
+
+    try:
+        stored, _ = stored_ranking_settings(results)
+        ranking = ranking_with_overrides(stored, objective, filter_, reference_entries)
+    except (CampaignError, OSError, ValueError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    _rank_and_show(results, ranking=ranking, calculator=calculator, top=top)
+
+
+@app.command()
+def query(
+    results: Annotated[Path, typer.Argument(help="HDF5 results file")],
+    where: Annotated[Optional[list[str]], typer.Option(
+        help="filter, repeatable: 'e_above_hull <= 0.05', 'prototype == ThMn12', 'label ~ Co', 'elements has Sm,Co'")] = None,
+    sort: Annotated[Optional[str], typer.Option(help="sort column; prefix with - for descending")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="at most this many rows")] = None,
+    columns: Annotated[Optional[str], typer.Option(help="comma-separated output columns")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Select records by stored and derived columns (a small safe grammar, no eval)."""
+    from tansaku.results import StoreError
+    from tansaku.results.query import QueryError, format_table
+    from tansaku.results.query import query as run_query
+
+    if fmt not in ("table", "csv", "json"):
+        raise _fail(f"--format: expected table, csv or json, got {fmt!r}")
+    try:
+        frame = run_query(results, where=where or (), sort=sort, limit=limit,
+                          columns=[c.strip() for c in columns.split(",")] if columns else None)
+    except (QueryError, StoreError, OSError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    print(format_table(frame, fmt))
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="HDF5 results file")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="report folder")] = Path("report"),
+    top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
+) -> None:
+    """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
+    from tansaku.results import StoreError, derived_columns
+    from tansaku.results.report import write_report
+    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_ranking_settings
+
+    try:
+        ranking, _ = stored_ranking_settings(results)
+        table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
+        objectives = [(o.column, o.direction) for o in ranking.spec.objectives]
+        index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
+    except (RankingError, StoreError, OSError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    err.print(f"wrote {index}", highlight=False)
+
+
+def _format(value: object, digits: int = 8) -> str:
     import numpy as np
 
     if isinstance(value, float | np.floating):
-        return f"{value:.6g}"
+        return f"{value:.{digits}g}"
     if isinstance(value, np.ndarray):
         return np.array2string(value, precision=4, suppress_small=True, max_line_width=120)
     return str(value)
