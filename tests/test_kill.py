@@ -69,6 +69,7 @@ def wait_for_records(path: Path, at_least: int, process: subprocess.Popen, timeo
     pytest.fail("no progress")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["serial", "dask"])
 def test_kill_9_then_resume_loses_and_recomputes_nothing_stored(tmp_path, executor):
     output = tmp_path / "kill.h5"

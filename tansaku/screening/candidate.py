@@ -10,6 +10,13 @@ from pymatgen.core import Composition
 from tansaku.screening.identity import structure_id
 
 
+def reduced_formula(formula: str) -> str:
+    """Reduced formula without pymatgen's brackets: SmTi2Fe10 rather than Sm(TiFe5)2 (pymatgen's element order)."""
+    reduced = Composition(formula).reduced_composition
+    ordered = sorted(reduced.items(), key=lambda item: item[0].X)
+    return "".join(f"{el}{int(n) if n != 1 else ''}" for el, n in ordered)
+
+
 @dataclass
 class Candidate:
     """A generated structure with a stable id, a readable label and its parent's id."""
@@ -27,7 +34,7 @@ class Candidate:
 
     @property
     def formula(self) -> str:
-        return Composition(self.atoms.get_chemical_formula()).reduced_formula
+        return reduced_formula(self.atoms.get_chemical_formula())
 
     @property
     def elements(self) -> set[str]:
