@@ -1,5 +1,6 @@
 """HDF5 results store: one writer appends Records; readers see committed rows (docs/hdf5_schema.md)."""
 
+from tansaku.results.derived import derived_columns, write_derived
 from tansaku.results.errors import RecordNotFoundError, StoreError, StoreLockedError
 from tansaku.results.read import (
     committed_rows,
@@ -26,10 +27,12 @@ __all__ = [
     "StoreLockedError",
     "committed_rows",
     "count_by",
+    "derived_columns",
     "find_row",
     "iter_records",
     "open_for_reading",
     "read_columns",
     "read_record",
     "read_table",
+    "write_derived",
 ]

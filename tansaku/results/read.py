@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 Source = str | os.PathLike | h5py.File
 
+DERIVED = "derived"  # group: derived columns (tansaku.results.derived), one entry per row for its first rows
+
 
 def open_for_reading(path: str | os.PathLike) -> h5py.File:
     """Open a store read-only in SWMR mode (works while a writer runs and after a writer crashed).
@@ -94,31 +96,82 @@ def _decode(a: np.ndarray) -> np.ndarray:
     return np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
 
 
+def derived_columns(source: Source) -> list[str]:
+    """Names of the derived columns stored in ``/derived`` (in the order they were written), [] if none."""
+    with _reading(source) as f:
+        group = f.get(DERIVED)
+        return [] if group is None else [k for k in group if isinstance(group[k], h5py.Dataset)]
+
+
+def derived_fill(dtype: np.dtype) -> object:
+    """The value read for a row the derived columns do not cover (appended after they were written)."""
+    return {"f": np.nan, "i": -1, "u": 0, "b": False, "S": b"", "U": ""}.get(dtype.kind, 0)
+
+
+def _read_derived(f: h5py.File, name: str, rows: slice, n: int) -> np.ndarray:
+    """Derived column ``name`` at ``rows`` of the ``n`` committed ones, padded beyond its rows."""
+    return read_padded(_dataset(f, f"{DERIVED}/{name}"), rows, n)
+
+
+def read_padded(ds: h5py.Dataset, rows: slice, n: int) -> np.ndarray:
+    """``ds[rows]`` of a derived column over ``n`` rows, padded where it ends before them."""
+    start, stop, _ = rows.indices(n)
+    stop = max(start, stop)
+    have = min(stop, ds.shape[0])
+    part = ds[start:have] if have > start else np.zeros(0, ds.dtype)
+    if have - start < stop - start:
+        pad = np.full(stop - max(have, start), derived_fill(ds.dtype), ds.dtype)
+        part = np.concatenate([part, pad])
+    return part
+
+
 def _read_rows(f: h5py.File, names: Iterable[str], rows: slice) -> dict[str, np.ndarray]:
-    """Columns ``names`` at ``rows``; status is read first, so a row rewritten meanwhile looks failed."""
+    """Columns ``names`` at ``rows``; status is read first, so a row rewritten meanwhile looks failed.
+
+    Record columns win over derived columns of the same name (which write_derived refuses anyway).
+    """
     names = list(names)
     unknown = [n for n in names if n not in RECORD_COLUMN_BY_NAME]
+    derived = derived_columns(f) if unknown else []
+    unknown = [n for n in unknown if n not in derived]
     if unknown:
-        raise KeyError(f"unknown column(s) {unknown}; columns are {list(RECORD_COLUMN_BY_NAME)}")
+        raise KeyError(
+            f"unknown column(s) {unknown}; columns are {list(RECORD_COLUMN_BY_NAME)}"
+            + (f", derived columns {derived}" if derived else "")
+        )
     ordered = sorted(names, key=lambda n: n != STATUS_COLUMN)
-    out = {n: _decode(_dataset(f, f"{RECORDS}/{n}")[rows]) for n in ordered}
-    return {n: out[n] for n in names}
+    n = committed_rows(f) if derived else 0
+    out = {
+        k: _decode(_dataset(f, f"{RECORDS}/{k}")[rows] if k in RECORD_COLUMN_BY_NAME else _read_derived(f, k, rows, n))
+        for k in ordered
+    }
+    return {k: out[k] for k in names}
 
 
 def read_columns(source: Source, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Committed rows of the per-record columns ``names`` (all by default); strings decoded to str."""
+    """Committed rows of the columns ``names``: record columns and derived columns (default: every record
+    column, then every derived column); strings decoded to str, derived columns padded (see derived.py)."""
     with _reading(source) as f:
         n = committed_rows(f)
-        return _read_rows(f, names or [c.name for c in RECORD_COLUMNS], slice(0, n))
+        if names is None:
+            names = [c.name for c in RECORD_COLUMNS] + _extra_derived(f)
+        return _read_rows(f, names, slice(0, n))
+
+
+def _extra_derived(f: h5py.File) -> list[str]:
+    return [k for k in derived_columns(f) if k not in RECORD_COLUMN_BY_NAME]
 
 
 def read_table(source: Source, columns: Iterable[str] | None = None) -> pandas.DataFrame:
-    """Committed rows as a DataFrame (index = row): ``columns``, or every one-value-per-row column."""
+    """Committed rows as a DataFrame (index = row): ``columns`` (record or derived), or every
+    one-value-per-row record column followed by every derived column."""
     import pandas as pd
 
-    if columns is None:
-        columns = [c.name for c in RECORD_COLUMNS if not c.shape and c.name != "atom_start"]
-    return pd.DataFrame(read_columns(source, columns))
+    with _reading(source) as f:
+        if columns is None:
+            columns = [c.name for c in RECORD_COLUMNS if not c.shape and c.name != "atom_start"]
+            columns += _extra_derived(f)
+        return pd.DataFrame(read_columns(f, columns))
 
 
 def count_by(source: Source, column: str) -> dict[object, int]:
@@ -186,11 +239,16 @@ def read_record(source: Source, key: str) -> tuple[dict[str, object], ase.Atoms]
     The Atoms carry pbc, cell, ``initial_magmoms`` (when stored), ``info`` with the string fields, and,
     for an ok row, a SinglePointCalculator with the stored energy, stress and magnetic moments.
     """
+    with _reading(source) as f:
+        return record_at(f, find_row(f, key))
+
+
+def record_at(source: Source, row: int) -> tuple[dict[str, object], ase.Atoms]:
+    """The fields and structure of committed row ``row``, as ``read_record`` returns them."""
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
 
     with _reading(source) as f:
-        row = find_row(f, key)
         (rec,) = iter_records(f, range(row, row + 1))
     fields = {k: v for k, v in vars(rec).items() if k not in ("numbers", "positions", "magmoms")}
     fields["row"] = row
