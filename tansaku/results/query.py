@@ -1,0 +1,500 @@
+"""Selecting rows of a results file with a small, safe filter grammar (no eval, no pandas.query).
+
+A filter is ``COLUMN OP VALUE``; several filters are ANDed::
+
+    e_above_hull <= 0.05          numbers: < <= > >= == != (ints, floats, 1e-3, -2, inf; not nan)
+    prototype == ThMn12           text: == != (quotes optional for one word, "..." or '...' with spaces)
+    label ~ sm2co17               text contains, ignoring case
+    prototype in ThMn12,"Th2Zn17" any of a comma-separated list (text, numbers or true/false)
+    converged == true             booleans: == != in (true/false, yes/no, 1/0)
+    elements has Sm,Co            the structure contains every listed element (also: elements ⊇ Sm,Co)
+    elements within Sm,Fe,Co,N    it contains no other element            (also: elements ⊆ Sm,Fe,Co,N)
+    elements !has Sm              it contains none of the listed elements
+
+COLUMN is any one-value-per-row record column or derived column. Missing numbers (NaN) never match,
+whatever the operator (also ``!=``). Derived columns read their padding for rows appended after the
+ranking (NaN, -1, False or "": see derived.py).
+
+Masks are vectorised over whole columns; only the columns the filters, the sort and the output need are
+read, and output columns only at the selected rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+from ase.data import atomic_numbers
+from h5py import h5s
+
+from tansaku.results.read import (
+    DERIVED,
+    Source,
+    _dataset,
+    _reading,
+    committed_rows,
+    derived_columns,
+    derived_fill,
+    read_padded,
+)
+from tansaku.results.schema import ATOMS, RECORD_COLUMN_BY_NAME, RECORDS, STATUS_COLUMN
+from tansaku.results.structures import to_structures
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["DEFAULT_COLUMNS", "Filter", "QueryError", "format_table", "parse_filter", "query", "to_structures"]
+
+DEFAULT_COLUMNS = ("task_id", "label", "formula", "status")
+ID_COLUMNS = ("task_id", "label")
+ELEMENTS = "elements"
+
+NUMBER_OPS = ("<", "<=", ">", ">=")
+EQUALITY_OPS = ("==", "!=")
+ELEMENT_OPS = ("has", "within", "!has")
+OPS = NUMBER_OPS + EQUALITY_OPS + ("~", "in") + ELEMENT_OPS
+OP_ALIASES = {"⊇": "has", "⊆": "within"}
+OPS_TEXT = "< <= > >= == != ~ in, and for elements: has (⊇) within (⊆) !has"
+
+_COLUMN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
+_OP = re.compile(r"\s*(!?[A-Za-z]+|[<>=!~⊇⊆]+|\S)")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf(?:inity)?", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d+")
+_NAN = re.compile(r"[+-]?nan", re.IGNORECASE)
+_QUOTED = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*""")
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+POINT_READ_FRACTION = 0.5  # read a column whole when the selected rows touch more of its chunks
+
+
+class QueryError(ValueError):
+    """A filter, sort or column request that cannot be understood; the message names the piece."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One parsed filter. ``value``: a number for < <= > >=; the text for == != ~ (converted to the
+    column's type when the query runs); a tuple of texts for ``in``; a tuple of element symbols for
+    has / within / !has. Numbers and booleans given directly (e.g. ``Filter("mu0_ms", ">=", 1.5)``)
+    work as well."""
+
+    column: str
+    op: str
+    value: object
+    text: str = field(default="", compare=False, repr=False)  # the source text, for messages
+
+    def describe(self) -> str:
+        return self.text or f"{self.column} {self.op} {self.value}"
+
+
+def _error(problem: str, flt: Filter | str, detail: str = "") -> QueryError:
+    text = flt if isinstance(flt, str) else flt.describe()
+    return QueryError(f'{problem} in filter "{text}"' + (f": {detail}" if detail else ""))
+
+
+def _unquote(s: str) -> str:
+    return re.sub(r"\\(.)", r"\1", s)
+
+
+def _items(text: str, whole: str, split: bool) -> tuple[list[str], bool]:
+    """The values of a filter: one (``split`` False) or a comma-separated list; and whether any was
+    quoted. Bare values are single words (no spaces); quoted ones may hold anything."""
+    items, quoted, pos = [], False, 0
+    while True:
+        m = _QUOTED.match(text, pos)
+        if m:
+            items.append(_unquote(m.group(1) if m.group(1) is not None else m.group(2)))
+            quoted, pos = True, m.end()
+        else:
+            end = text.find(",", pos) if split else -1
+            item = (text[pos:] if end < 0 else text[pos:end]).strip()
+            if not item:
+                raise _error("missing value" if not items and end < 0 else "empty item in a list", whole)
+            if item[0] in "\"'":
+                raise _error(f"unclosed quote in {item}", whole)
+            if re.search(r"\s", item):
+                raise _error(f'value "{item}" has spaces: put it in quotes ("...")', whole)
+            items.append(item)
+            pos = len(text) if end < 0 else end
+        if pos >= len(text):
+            return items, quoted
+        if not split or text[pos] != ",":
+            raise _error(f'unexpected "{text[pos:].strip()}" after the value', whole)
+        pos += 1
+
+
+def _number(token: str, whole: str | Filter) -> int | float:
+    if _NAN.fullmatch(token):
+        raise _error("NaN cannot be compared with (missing values never match a filter)", whole)
+    if not _NUMBER.fullmatch(token):
+        raise _error(f'could not read number "{token}"', whole)
+    return int(token) if _INTEGER.fullmatch(token) else float(token)
+
+
+def _element_symbols(items: list[str], whole: str) -> tuple[str, ...]:
+    for sym in items:
+        if sym not in atomic_numbers:
+            hint = sym.capitalize() if sym.capitalize() in atomic_numbers else None
+            hint = hint or next(iter(difflib.get_close_matches(sym, list(atomic_numbers)[1:119], 1)), None)
+            raise _error(f'unknown element "{sym}"', whole, f"did you mean {hint}?" if hint else "")
+    return tuple(dict.fromkeys(items))
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse one filter ``COLUMN OP VALUE``; QueryError names the problem and the text."""
+    if not isinstance(text, str):
+        raise QueryError(f"a filter is text like 'e_above_hull <= 0.05', got {text!r}")
+    whole = text.strip()
+    m = _COLUMN.match(text)
+    if not m:
+        raise _error("a filter starts with a column name (letters, digits, _)", whole)
+    column, pos = m.group(1), m.end()
+    m = _OP.match(text, pos)
+    if not m:
+        raise _error(f"missing operator after {column}", whole, f"operators are {OPS_TEXT}")
+    op = m.group(1).lower() if m.group(1)[-1].isalpha() else m.group(1)
+    op = OP_ALIASES.get(op, op)
+    if op not in OPS:
+        hint = "did you mean ==? " if op in ("=", "===") else ""
+        raise _error(f'bad operator "{m.group(1)}"', whole, f"{hint}operators are {OPS_TEXT}")
+    rest = text[m.end():]
+    if (column == ELEMENTS) != (op in ELEMENT_OPS):
+        if column == ELEMENTS:
+            raise _error(f'"{ELEMENTS}" takes has (⊇), within (⊆) or !has, not {op}', whole)
+        raise _error(f'"{op}" applies to elements only (e.g. "elements {op} Sm,Co")', whole)
+
+    if op in ELEMENT_OPS:
+        symbols = [s for s in re.split(r"[,\s]+", rest) if s]
+        if not symbols:
+            raise _error("missing element symbols", whole)
+        return Filter(column, op, _element_symbols(symbols, whole), whole)
+    items, quoted = _items(rest, whole, split=op == "in")
+    if op in NUMBER_OPS:
+        if quoted:
+            raise _error(f'{op} compares numbers, not text "{items[0]}"', whole)
+        return Filter(column, op, _number(items[0], whole), whole)
+    return Filter(column, op, tuple(items) if op == "in" else items[0], whole)
+
+
+# ---------------------------------------------------------------------------------------------- columns
+
+
+class _Columns:
+    """The one-value-per-row columns of an open store (record columns win over derived ones)."""
+
+    def __init__(self, f: h5py.File) -> None:
+        self.f = f
+        self.n = committed_rows(f)
+        self.derived = [k for k in derived_columns(f) if k not in RECORD_COLUMN_BY_NAME]
+        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values() if not c.shape]
+        self._cache: dict[str, np.ndarray] = {}
+        self._handles: dict[str, h5py.Dataset] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return self.records + self.derived
+
+    def check(self, name: str, what: str, flt: Filter | None = None) -> str:
+        if name in self.records or name in self.derived:
+            return name
+        detail = ""
+        if name in RECORD_COLUMN_BY_NAME:
+            problem = f'"{name}" holds several values per row and cannot be used here'
+        else:
+            problem = f'unknown {what} "{name}"'
+            close = difflib.get_close_matches(name, self.names, 3, 0.6)
+            detail = f"did you mean {' or '.join(close)}? " if close else ""
+            detail += f"columns are {', '.join(self.records)}"
+            detail += f"; derived columns {', '.join(self.derived)}" if self.derived else "; no derived columns"
+        if flt is not None:
+            raise _error(problem, flt, detail)
+        raise QueryError(f"{problem}: {detail}" if detail else problem)
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        """The dataset of column ``name`` (or of a path such as "atoms/numbers"), opened once per query.
+
+        One handle per dataset: with HDF5 2.0 / h5py 3.16, refreshing a SWMR reader's dataset while another
+        handle to it is open makes reads through both return the first chunk over and over (h5py #2803).
+        """
+        if "/" not in name:
+            name = f"{RECORDS}/{name}" if name in self.records else f"{DERIVED}/{name}"
+        if name not in self._handles:
+            self._handles[name] = _dataset(self.f, name)
+        return self._handles[name]
+
+    def kind(self, name: str) -> str:
+        """'S' text, 'b' boolean, 'i' integer, 'f' float."""
+        kind = self.dataset(name).dtype.kind
+        return {"u": "i", "O": "S"}.get(kind, kind)
+
+    def full(self, name: str) -> np.ndarray:
+        """All committed rows of ``name`` (text as raw UTF-8 bytes), read once per query."""
+        if name not in self._cache:
+            if name in self.records:
+                self._cache[name] = self.dataset(name)[: self.n]
+            else:
+                self._cache[name] = read_padded(self.dataset(name), slice(0, self.n), self.n)
+        return self._cache[name]
+
+    def at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """``name`` at ``rows`` (sorted, unique): a point selection when they touch few chunks."""
+        if name in self._cache or not len(rows):
+            return self.full(name)[rows]
+        ds = self.dataset(name)
+        size = ds.shape[0]
+        inside = rows[rows < size]  # derived columns may stop before the committed rows
+        chunk = (ds.chunks or (max(size, 1),))[0]
+        touched = len(np.unique(inside // chunk))
+        if touched > POINT_READ_FRACTION * -(-min(self.n, size) // chunk):
+            return self.full(name)[rows]
+        values = np.empty(len(inside), ds.dtype)
+        if len(inside):
+            space = ds.id.get_space()
+            space.select_elements(inside.reshape(-1, 1).astype(np.uint64))
+            ds.id.read(h5s.create_simple((len(inside),)), space, values)
+        if len(inside) < len(rows):
+            pad = np.full(len(rows) - len(inside), derived_fill(ds.dtype), ds.dtype)
+            values = np.concatenate([values, pad])
+        return values
+
+
+# ------------------------------------------------------------------------------------------------ masks
+
+
+def _as_number(value: object, flt: Filter) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        if math.isnan(value):
+            raise _error("NaN cannot be compared with (missing values never match a filter)", flt)
+        return value
+    return _number(str(value), flt)
+
+
+def _as_bool(value: object, flt: Filter, column: str) -> bool:
+    if isinstance(value, (bool, np.bool_, int, np.integer)) and value in (0, 1):
+        return bool(value)
+    b = _BOOLS.get(str(value).strip().lower())
+    if b is None:
+        raise _error(f'"{column}" is true/false: could not read "{value}" as a boolean', flt)
+    return b
+
+
+def _contains(values: np.ndarray, needle: str) -> np.ndarray:
+    """Case-insensitive substring test over UTF-8 byte strings."""
+    if needle.isascii():  # UTF-8 multi-byte sequences never contain ASCII bytes: compare bytes directly
+        return np.char.find(np.char.lower(values), needle.lower().encode()) >= 0
+    text = np.char.decode(values, "utf-8")
+    return np.char.find(np.char.lower(text), needle.lower()) >= 0
+
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal}
+
+
+def _column_mask(cols: _Columns, flt: Filter) -> np.ndarray:
+    name = cols.check(flt.column, "column", flt)
+    kind = cols.kind(name)
+    op, value = flt.op, flt.value
+    values = cols.full(name)
+    if kind == "S":
+        if op in NUMBER_OPS:
+            raise _error(f'"{name}" is text: {op} compares numbers (use == != ~ or in)', flt)
+        if op == "~":
+            return _contains(values, str(value))
+        texts = value if op == "in" else (value,)
+        encoded = [str(t).encode("utf-8") for t in texts]
+        if op == "in":
+            return np.isin(values, np.array(encoded))
+        return _COMPARE[op](values, encoded[0])
+    if op == "~":
+        raise _error(f'"{name}" is not text: ~ searches text', flt)
+    if kind == "b":
+        if op in NUMBER_OPS:
+            raise _error(f'"{name}" is true/false: use == != or in', flt)
+        if op == "in":
+            return np.isin(values, [_as_bool(v, flt, name) for v in value])
+        return _COMPARE[op](values, _as_bool(value, flt, name))
+    if op == "in":
+        numbers = np.array([_as_number(v, flt) for v in value], dtype=float)
+        mask = np.isin(values, numbers)
+    else:
+        mask = _COMPARE[op](values, _as_number(value, flt))
+    if kind == "f" and op in ("!=", "in"):
+        mask &= ~np.isnan(values)
+    return mask
+
+
+class _Elements:
+    """Per-row element tests over the ragged /atoms/numbers, vectorised: a cumulative count of matching
+    atoms gives each row's count as ``cum[start + natoms] - cum[start]`` (rows may point anywhere)."""
+
+    def __init__(self, cols: _Columns) -> None:
+        n = cols.n
+        self.start = cols.full("atom_start").astype(np.int64)
+        self.end = self.start + cols.full("natoms")
+        last = int(self.end.max()) if n else 0
+        self.numbers = cols.dataset(f"{ATOMS}/numbers")[:last]
+
+    def count(self, atom_mask: np.ndarray) -> np.ndarray:
+        cum = np.zeros(len(atom_mask) + 1, np.int64)
+        np.cumsum(atom_mask, out=cum[1:])
+        return cum[self.end] - cum[self.start]
+
+    def mask(self, flt: Filter) -> np.ndarray:
+        zs = []
+        for sym in flt.value if not isinstance(flt.value, str) else (flt.value,):
+            if sym not in atomic_numbers:
+                raise _error(f'unknown element "{sym}"', flt)
+            zs.append(atomic_numbers[sym])
+        if flt.op == "has":
+            out = np.ones(len(self.start), bool)
+            for z in zs:
+                out &= self.count(self.numbers == z) > 0
+            return out
+        inside = np.isin(self.numbers, zs)
+        if flt.op == "within":
+            return self.count(~inside) == 0
+        return self.count(inside) == 0  # !has
+
+
+# ------------------------------------------------------------------------------------------------ query
+
+
+def _parse_sort(sort: str | None, descending: bool) -> tuple[str | None, bool]:
+    if sort is None:
+        return None, descending
+    sort = sort.strip()
+    if sort.startswith("-"):
+        return sort[1:].strip(), True
+    if sort.startswith("+"):
+        sort = sort[1:].strip()
+    return sort, descending
+
+
+def _order(values: np.ndarray, descending: bool) -> np.ndarray:
+    """A stable ordering of ``values`` (ties keep row order), missing values (NaN) last either way."""
+    _, inverse = np.unique(values, return_inverse=True)
+    key = inverse.astype(np.int64).ravel()
+    if descending:
+        key = -key
+    if values.dtype.kind == "f":
+        key[np.isnan(values)] = np.iinfo(np.int64).max
+    return np.argsort(key, kind="stable")
+
+
+def _output_columns(cols: _Columns, filters: list[Filter], sort: str | None,
+                    columns: Sequence[str] | None, ids: bool) -> list[str]:
+    if columns is None:
+        wanted = list(DEFAULT_COLUMNS) + [f.column for f in filters if f.column != ELEMENTS]
+        wanted += [sort] if sort else []
+        wanted += cols.derived
+    else:
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+        wanted = (list(ID_COLUMNS) if ids else []) + [cols.check(c, "output column") for c in columns]
+    return list(dict.fromkeys(wanted))
+
+
+def query(path: Source, where: Sequence[str | Filter] = (), sort: str | None = None, descending: bool = False,
+          limit: int | None = None, columns: Sequence[str] | None = None, ids: bool = True) -> pandas.DataFrame:
+    """The committed rows matching every filter of ``where`` (texts or Filters), as a DataFrame indexed
+    by row number.
+
+    ``sort``: a column name, "-name" (or ``descending=True``) for largest first; missing values last, ties
+    in row order. ``limit``: at most this many rows (after sorting). ``columns``: the output columns
+    (task_id and label are kept first unless ``ids=False``); by default task_id, label, formula, status,
+    the filtered and sorted columns and every derived column. Text is decoded to str.
+    """
+    import pandas as pd
+
+    if isinstance(where, (str, Filter)):
+        where = [where]
+    filters = [w if isinstance(w, Filter) else parse_filter(w) for w in where]
+    sort, descending = _parse_sort(sort, descending)
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 0):
+        raise QueryError(f"limit must be a whole number >= 0, got {limit!r}")
+
+    with _reading(path) as f:
+        cols = _Columns(f)
+        if sort is not None:
+            cols.check(sort, "sort column")
+        out_names = _output_columns(cols, filters, sort, columns, ids)
+        for flt in filters:  # report a bad column before reading anything
+            if flt.column != ELEMENTS:
+                cols.check(flt.column, "column", flt)
+        if STATUS_COLUMN in out_names or any(flt.column == STATUS_COLUMN for flt in filters):
+            cols.full(STATUS_COLUMN)  # status first: a row being rewritten meanwhile reads "failed"
+
+        mask = np.ones(cols.n, bool)
+        elements = None
+        for flt in sorted(filters, key=lambda flt: flt.column == ELEMENTS):
+            if flt.column == ELEMENTS:
+                elements = elements or _Elements(cols)
+                mask &= elements.mask(flt)
+            else:
+                mask &= _column_mask(cols, flt)
+        rows = np.flatnonzero(mask)
+
+        if sort is not None:
+            rows = rows[_order(cols.at(sort, rows), descending)]
+        if limit is not None:
+            rows = rows[:limit]
+        order = np.argsort(rows, kind="stable")  # read in row order, put back in the output order
+        ascending = rows[order]
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        data = {}
+        for name in out_names:
+            values = cols.at(name, ascending)[back]
+            data[name] = np.char.decode(values, "utf-8") if values.dtype.kind == "S" else values
+    df = pd.DataFrame(data, index=pd.Index(rows, name="row"), columns=out_names)
+    return df
+
+
+# ----------------------------------------------------------------------------------------------- output
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def format_table(df: pandas.DataFrame, fmt: str = "table") -> str:
+    """``df`` as text: "table" (aligned columns, numbers right-aligned), "csv" or "json" (a list of
+    records; NaN and infinities as null). The row index is not included (task_id identifies a row)."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        return buf.getvalue()
+    if fmt == "json":
+        records = []
+        columns = {c: df[c].tolist() for c in df.columns}
+        for i in range(len(df)):
+            rec = {}
+            for c, values in columns.items():
+                v = values[i]
+                rec[str(c)] = None if isinstance(v, float) and not math.isfinite(v) else v
+            records.append(rec)
+        return json.dumps(records, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+    if fmt != "table":
+        raise QueryError(f'unknown output format "{fmt}": use table, csv or json')
+    header = [str(c) for c in df.columns]
+    cells = [[_cell(v) for v in df[c].tolist()] for c in df.columns]
+    numeric = [df[c].dtype.kind in "iuf" for c in df.columns]
+    widths = [max([len(h), *map(len, col)]) for h, col in zip(header, cells)]
+
+    def line(parts: list[str]) -> str:
+        return "  ".join(p.rjust(w) if num else p.ljust(w) for p, w, num in zip(parts, widths, numeric)).rstrip()
+
+    lines = [line(header), line(["-" * w for w in widths])]
+    lines += [line([col[i] for col in cells]) for i in range(len(df))]
+    return "\n".join(lines) + "\n"
