@@ -92,6 +92,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     out.print(_frame_table(ranked.head(top), RANK_COLUMNS, title=f"top {min(top, len(ranked))} candidates"))
 
 
+TABLE_LIMIT = 100
 RANK_COLUMNS = ("rank", "label", "e_above_hull", "formation_energy", "mu0_ms", "bh_max", "re_mass_fraction",
                 "hhi_production", "on_pareto", "score")
 
@@ -205,12 +206,15 @@ def query(
 
     if fmt not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {fmt!r}")
+    if limit is None and fmt == "table":
+        limit = TABLE_LIMIT
+        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
     try:
         frame = run_query(results, where=where or (), sort=sort, limit=limit,
                           columns=[c.strip() for c in columns.split(",")] if columns else None)
     except (QueryError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
-    print(format_table(frame, fmt))
+    print(format_table(frame, fmt), end="")
 
 
 @app.command()

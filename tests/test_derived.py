@@ -262,9 +262,6 @@ def test_copy_derived_for_rewrites(tmp_path):
         assert list(dst["derived"]) == ["z", "y"] and dst["derived"].attrs["settings"] == "{}"
 
 
-@pytest.mark.xfail(strict=True, reason="recover.rewrite (compaction, campaign change, crash recovery) rebuilds "
-                   "the file from /records and /atoms only and drops /derived; fix: call "
-                   "derived.copy_derived(source, dst) in recover.write_new_file")
 def test_derived_columns_survive_a_store_rewrite(tmp_path):
     path = tmp_path / "c.h5"
     _store(path, range(3), campaign="one")

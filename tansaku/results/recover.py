@@ -68,9 +68,14 @@ def write_new_file(path: Path, attrs: dict[str, object], source: h5py.File | Non
     """
     tmp = path.with_name(path.name + suffix)
     tmp.unlink(missing_ok=True)
+    from tansaku.results.derived import copy_derived  # derived imports this module
+
     with h5py.File(tmp, "w", libver="latest") as dst:
         create_layout(dst, attrs)
-        n = _copy_committed(source, dst) if source is not None else 0
+        n = 0
+        if source is not None:
+            n = _copy_committed(source, dst)
+            copy_derived(source, dst)  # a ranking survives recovery, compaction and campaign changes
     _fsync(tmp)
     os.replace(tmp, path)
     _fsync(path.parent)
