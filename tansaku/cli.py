@@ -77,6 +77,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
                    top: int = 10) -> None:
     """Rank stored results, store the ranking in the file and print the top candidates."""
     from tansaku.results import StoreError
+    from tansaku.results.derived import derived_attrs
     from tansaku.workflows.ranking import RankingError, rank_results
 
     try:
@@ -87,6 +88,9 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
         err.print(f"[yellow]ranking skipped:[/] {exc}", highlight=False)
         return
     ranked = table[table["rank"] > 0]
+    skipped = derived_attrs(results).get("skipped_objectives", "")
+    if skipped:
+        err.print(f"objectives without values skipped: {skipped}", highlight=False)
     err.print(f"ranking stored in {results}: {len(ranked)} candidates pass the filters, "
               f"{int(ranked['on_pareto'].sum())} on the Pareto front", highlight=False)
     out.print(_frame_table(ranked.head(top), RANK_COLUMNS, title=f"top {min(top, len(ranked))} candidates"))

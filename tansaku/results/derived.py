@@ -24,7 +24,7 @@ from tansaku.results.read import DERIVED, committed_rows, derived_columns, open_
 from tansaku.results.recover import RECOVER_SUFFIX
 from tansaku.results.schema import RECORD_COLUMN_BY_NAME
 
-__all__ = ["DERIVED", "RESERVED_NAMES", "copy_derived", "derived_columns", "write_derived"]
+__all__ = ["DERIVED", "RESERVED_NAMES", "copy_derived", "derived_attrs", "derived_columns", "write_derived"]
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # what a query can name (tansaku.results.query)
 RESERVED_NAMES = frozenset({"elements", "row"})  # pseudo-columns of queries
@@ -149,3 +149,11 @@ def write_derived(path: str | os.PathLike, columns: Mapping[str, object],
         _fsync(path.parent)
     finally:
         lock.release()
+
+
+def derived_attrs(path: str | os.PathLike) -> dict[str, str]:
+    """The string attributes stored with the derived columns (calculator, settings, ...); {} if none."""
+    with open_for_reading(path) as f:
+        if DERIVED not in f:
+            return {}
+        return {k: str(v) for k, v in f[DERIVED].attrs.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict
@@ -76,15 +77,28 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
         "decomposition": np.asarray(hull.decomposition, dtype=str),
         **magnet_properties(elements, counts, cols["volume"], cols["magmom_total"]),
     }
+    eligible = on_hull_rows & (cols["kind"] == "candidate")
+    spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
-        ranking = rank(derived, spec, eligible=on_hull_rows & (cols["kind"] == "candidate"))
+        ranking = rank(derived, spec, eligible=eligible)
     except KeyError as exc:
         raise RankingError(str(exc.args[0])) from None
     derived.update(ranking.as_columns())
     meta = {"calculator": chosen, "chemical_system": hull.chemical_system,
-            "settings": json.dumps(asdict(spec)),
+            "settings": json.dumps(asdict(spec)), "skipped_objectives": ",".join(skipped),
             "reference_entries": str(reference_entries) if reference_entries else "campaign references"}
     return derived, meta
+
+
+def without_empty_objectives(spec: RankingSpec, columns: dict[str, np.ndarray],
+                             eligible: np.ndarray) -> tuple[RankingSpec, list[str]]:
+    """Drop objectives with no value for any eligible row (e.g. mu0_ms from a non-magnetic calculator)."""
+    empty = [o.column for o in spec.objectives
+             if o.column in columns and not np.isfinite(np.asarray(columns[o.column], float)[eligible]).any()]
+    kept = tuple(o for o in spec.objectives if o.column not in empty)
+    if not kept:
+        return spec, []  # nothing left to rank by: keep the spec and let nothing pass
+    return dataclasses.replace(spec, objectives=kept), empty
 
 
 def rank_results(path: str | os.PathLike, ranking: Ranking | None = None, calculator: str | None = None) -> pd.DataFrame:
