@@ -142,3 +142,10 @@ def test_energies_of_two_calculators_never_share_a_hull(tmp_path):
     assert meta["calculator"] == "emt"
     assert np.isnan(derived["e_above_hull"][cols["calculator"] == "emt-copy"]).all()
     assert np.isfinite(derived["e_above_hull"][cols["calculator"] == "emt"]).all()
+
+
+def test_objectives_without_values_are_skipped_not_fatal(ranked):
+    campaign, _ = ranked
+    derived, meta = compute_ranking(campaign.output, RankingSpec())  # default objectives include mu0_ms
+    assert meta["skipped_objectives"] == "mu0_ms"  # EMT gives no magnetic moments
+    assert (derived["rank"] > 0).any()
