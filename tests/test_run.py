@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from tansaku.results import read_columns, read_record
 from tansaku.workflows.campaign import parse_campaign
 from tansaku.workflows.executors import serial_executor
 from tansaku.workflows.plan import make_plan
-from tansaku.workflows.runner import execute_plan, run_campaign
+from tansaku.workflows.runner import run_campaign
 
 SMALL = """
 [campaign]

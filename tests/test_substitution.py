@@ -29,7 +29,6 @@ def thmn12_parent():
 def test_permutations_are_symmetries_of_the_cell():
     atoms, labels, perms = thmn12_parent()
     assert len(perms) == 32  # I4/mmm: 16 point operations x 2 centring translations
-    frac = atoms.get_scaled_positions()
     for perm in perms:
         assert sorted(perm) == list(range(len(atoms)))
         assert (labels[perm] == labels).all()  # every operation keeps each Wyckoff orbit

@@ -21,7 +21,7 @@ import numpy as np
 
 from tansaku.results.lock import WriterLock
 from tansaku.results.read import DERIVED, committed_rows, derived_columns, open_for_reading
-from tansaku.results.recover import RECOVER_SUFFIX
+from tansaku.results.recover import RECOVER_SUFFIX, fsync_path
 from tansaku.results.schema import RECORD_COLUMN_BY_NAME
 
 __all__ = ["DERIVED", "RESERVED_NAMES", "copy_derived", "derived_attrs", "derived_columns", "write_derived"]
@@ -33,14 +33,6 @@ CHUNK_BYTES = 1 << 18  # derived columns are written once and read whole: large 
 # The temporary copy is named like the store's recovery copy, so that the next Store.open (which holds
 # the same lock) deletes one left behind by a killed write_derived.
 TMP_SUFFIX = RECOVER_SUFFIX
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _as_column(name: str, values: object, n: int) -> np.ndarray:
@@ -141,12 +133,12 @@ def write_derived(path: str | os.PathLike, columns: Mapping[str, object],
                     group.attrs["computed"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
                     for key, value in attrs.items():
                         group.attrs[key] = value
-                _fsync(tmp)
+                fsync_path(tmp)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
         os.replace(tmp, path)
-        _fsync(path.parent)
+        fsync_path(path.parent)
     finally:
         lock.release()
 

@@ -32,7 +32,8 @@ def is_crashed_writer_error(exc: OSError) -> bool:
     return "already open for write" in str(exc)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or folder's) data to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -76,9 +77,9 @@ def write_new_file(path: Path, attrs: dict[str, object], source: h5py.File | Non
         if source is not None:
             n = _copy_committed(source, dst)
             copy_derived(source, dst)  # a ranking survives recovery, compaction and campaign changes
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
-    _fsync(path.parent)
+    fsync_path(path.parent)
     return n
 
 

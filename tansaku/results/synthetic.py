@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
+from tansaku.results.record import STATUS_OK, Record
 
 
 def synthetic_record(k: int, status: str = STATUS_OK, natoms: int | None = None) -> Record:

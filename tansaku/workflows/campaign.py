@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,12 @@ class _Reader:
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.fail(self.key(name), f"expected {names}, got {type(value).__name__} {value!r}")
+        return value
+
+    def choice(self, name: str, choices: Sequence[str], default: str) -> str:
+        value = self.get(name, str, default=default)
+        if value not in choices:
+            raise self.fail(self.key(name), f"unknown {name} {value!r}; choose {', '.join(choices)}")
         return value
 
     def sub(self, name: str, required: bool = False) -> _Reader:
@@ -216,9 +222,7 @@ def _calculator(reader: _Reader) -> CalculatorChoice:
 
 def _relax(reader: _Reader) -> RelaxSettings:
     reader.check_keys({"optimizer", "fmax", "steps", "relax_cell"})
-    optimizer = reader.get("optimizer", str, default="FIRE")
-    if optimizer not in OPTIMIZERS:
-        raise reader.fail(reader.key("optimizer"), f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    optimizer = reader.choice("optimizer", list(OPTIMIZERS), default="FIRE")
     fmax = reader.get("fmax", float, default=0.05)
     if fmax <= 0:
         raise reader.fail(reader.key("fmax"), f"must be > 0, got {fmax}")
@@ -231,9 +235,7 @@ def _relax(reader: _Reader) -> RelaxSettings:
 
 def _execution(reader: _Reader) -> Execution:
     reader.check_keys({"executor", "workers", "batch_size", "flush_seconds"})
-    executor = reader.get("executor", str, default="dask")
-    if executor not in EXECUTORS:
-        raise reader.fail(reader.key("executor"), f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
+    executor = reader.choice("executor", EXECUTORS, default="dask")
     workers = reader.get("workers", int, default=0)
     batch_size = reader.get("batch_size", int, default=32)
     flush_seconds = reader.get("flush_seconds", float, default=5.0)
