@@ -159,7 +159,7 @@ def show(
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     table = Table(show_header=False)
-    for key, value in fields.items():
+    for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
         table.add_row(key, _format(value))
     out.print(table)
     if cif:
@@ -240,6 +240,14 @@ def report(
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     err.print(f"wrote {index}", highlight=False)
+
+
+def _derived_values(results: Path, row: int) -> dict[str, object]:
+    """The stored ranking/derived values of one row (empty before the first ranking)."""
+    from tansaku.results import derived_columns, read_columns
+
+    names = derived_columns(results)
+    return {name: values[row] for name, values in read_columns(results, names).items()} if names else {}
 
 
 def _format(value: object, digits: int = 8) -> str:

@@ -101,6 +101,8 @@ def test_rank_command_recomputes_with_new_weights_and_filters(ranked, tmp_path):
     best = passing.sort_values("rank").iloc[0]
     assert best["formation_energy"] == passing["formation_energy"].min()
     assert best["label"] in result.stdout
+    show = tansaku("show", campaign.output, best["task_id"], cwd=tmp_path)
+    assert show.returncode == 0 and "e_above_hull" in show.stdout and "rank" in show.stdout
     bad = tansaku("rank", campaign.output, "--objective", "nonsense:min", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown column 'nonsense'" in bad.stderr
 
