@@ -134,3 +134,13 @@ def test_heartbeats_flush_finished_records_while_a_long_task_runs(tmp_path):
         assert len(store) == 3
     # the batch never filled, yet each record was stored before the next one finished
     assert stored_when_record_arrived == [0, 1, 2]
+
+
+def test_dask_executor_turns_a_task_error_into_a_failed_record_and_goes_on(tmp_path):
+    from tansaku.workflows.executors import dask_executor
+
+    tasks = make_plan(small_campaign(tmp_path)).tasks[:3]
+    # len(task) raises TypeError inside the worker: a real exception crossing the Dask boundary
+    records = [r for r in dask_executor(workers=1, run=len)(iter(tasks)) if r is not None]
+    assert sorted(r.task_id for r in records) == sorted(t.task_id for t in tasks)
+    assert all(r.status == "failed" and "TypeError" in r.error for r in records)
