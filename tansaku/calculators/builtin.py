@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
+
 from ase.calculators.calculator import Calculator
 
 from tansaku.calculators.registry import MPTRJ_ELEMENTS, CalculatorSpec, register
@@ -19,8 +23,12 @@ def make_chgnet(model: str = "0.3.0", device: str = "cpu") -> Calculator:
     from chgnet.model import CHGNet
     from chgnet.model.dynamics import CHGNetCalculator
 
-    loaded = CHGNet.load(model_name=model, use_device=device, verbose=False)
-    return CHGNetCalculator(model=loaded, use_device=device, on_isolated_atoms="ignore")
+    # CHGNet prints banners and torch warns on every call about a tensor-to-scalar conversion in CHGNet's
+    # own code: neither is actionable for a screening user, so keep worker logs readable.
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+    with contextlib.redirect_stdout(io.StringIO()):
+        loaded = CHGNet.load(model_name=model, use_device=device, verbose=False)
+        return CHGNetCalculator(model=loaded, use_device=device, on_isolated_atoms="ignore")
 
 
 def make_sevenn(model: str = "7net-0", device: str = "cpu") -> Calculator:
