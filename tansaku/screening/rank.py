@@ -90,17 +90,33 @@ def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Criterion],
     return mask
 
 
-def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised)."""
-    order = np.argsort(points.sum(axis=1), kind="stable")  # a dominator always has a smaller sum
-    front: list[int] = []
-    for i in order:
-        if front:
-            kept = points[front]
-            if np.any(np.all(kept <= points[i], axis=1) & np.any(kept < points[i], axis=1)):
-                continue
-        front.append(int(i))
-    return np.array(sorted(front), dtype=np.int64)
+def _dominated_by(front: np.ndarray, points: np.ndarray, chunk_elements: int = 1 << 22) -> np.ndarray:
+    """Mask of ``points`` dominated by at least one row of ``front`` (minimisation), in memory-bounded chunks."""
+    mask = np.zeros(len(points), dtype=bool)
+    if not len(front) or not len(points):
+        return mask
+    step = max(1, chunk_elements // (len(front) * points.shape[1]))
+    for lo in range(0, len(points), step):
+        block = points[lo:lo + step, None, :]
+        mask[lo:lo + step] = np.any(np.all(front <= block, axis=2) & np.any(front < block, axis=2), axis=1)
+    return mask
+
+
+def non_dominated(points: np.ndarray, block: int = 256) -> np.ndarray:
+    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised).
+
+    Rows are visited by increasing sum (a dominator always has a smaller sum): each block of ``block`` rows
+    keeps its members not dominated within the block, and those prune every later row at once. The cost is
+    about N x (front size) x objectives vectorised operations.
+    """
+    remaining = np.argsort(points.sum(axis=1), kind="stable")
+    front: list[np.ndarray] = []
+    while len(remaining):
+        head, remaining = remaining[:block], remaining[block:]
+        head = head[~_dominated_by(points[head], points[head])]
+        front.append(head)
+        remaining = remaining[~_dominated_by(points[head], points[remaining])]
+    return np.sort(np.concatenate(front)) if front else np.array([], dtype=np.int64)
 
 
 def pareto_ranks(points: np.ndarray, max_fronts: int = 5) -> np.ndarray:
