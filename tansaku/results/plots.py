@@ -419,23 +419,29 @@ def _no_magnetisation_note(table: pd.DataFrame, rows: np.ndarray, what: str) -> 
     return ""
 
 
+def _rows_with_ms(table: pd.DataFrame, base: np.ndarray, what: str, other: np.ndarray, other_name: str,
+                  other_missing: str) -> tuple[np.ndarray, str]:
+    """Rows of ``base`` with both μ0Ms and ``other``, or a "Skipped: ..." note saying what is missing."""
+    if not base.any():
+        return np.array([], dtype=np.int64), f"Skipped: there is no successful {what}."
+    note = _no_magnetisation_note(table, base, what)
+    if not note and not np.isfinite(other[base]).any():
+        note = f"Skipped: {other_missing}."
+    rows = np.flatnonzero(base & np.isfinite(num(table, "mu0_ms")) & np.isfinite(other))
+    if not note and not len(rows):
+        note = f"Skipped: no {what} has both {other_name} and a magnetisation μ0Ms."
+    return rows, note
+
+
 def pareto_plot(table: pd.DataFrame, path: Path, objectives: str = "") -> Figure:
     """E_above_hull vs μ0Ms of the candidates, Pareto front highlighted, filtered-out ones faded;
     ``objectives`` describes the ranking objectives in the caption ("minimise E_hull, maximise μ0Ms, ...")."""
     figure = Figure(name=path.name, title="Stability vs magnetisation (Pareto front)")
     candidates = ok_mask(table) & (kinds(table) == "candidate")
-    if not candidates.any():
-        figure.note = "Skipped: there is no successful candidate."
-        return figure
-    note = _no_magnetisation_note(table, candidates, "candidate")
     ms, eh = num(table, "mu0_ms"), num(table, "e_above_hull")
-    if not note and not np.isfinite(eh[candidates]).any():
-        note = "Skipped: no candidate has an energy above the hull (the stability step has not been run)."
-    rows = np.flatnonzero(candidates & np.isfinite(ms) & np.isfinite(eh))
-    if not note and not len(rows):
-        note = "Skipped: no candidate has both an energy above the hull and a magnetisation μ0Ms."
-    if note:
-        figure.note = note
+    rows, figure.note = _rows_with_ms(table, candidates, "candidate", eh, "an energy above the hull",
+                                      "no candidate has an energy above the hull (the stability step has not been run)")
+    if figure.note:
         return figure
 
     x, y = ms[rows], eh[rows]
@@ -500,19 +506,10 @@ def pareto_plot(table: pd.DataFrame, path: Path, objectives: str = "") -> Figure
 def re_vs_ms_plot(table: pd.DataFrame, path: Path) -> Figure:
     """Rare-earth mass fraction vs μ0Ms of every ok record, coloured by E_above_hull."""
     figure = Figure(name=path.name, title="Rare-earth content vs magnetisation")
-    ok = ok_mask(table)
-    if not ok.any():
-        figure.note = "Skipped: there is no successful record."
-        return figure
-    note = _no_magnetisation_note(table, ok, "record")
     ms, re_mass = num(table, "mu0_ms"), num(table, "re_mass_fraction")
-    if not note and not np.isfinite(re_mass[ok]).any():
-        note = "Skipped: no rare-earth mass fractions (the properties step has not been run)."
-    rows = np.flatnonzero(ok & np.isfinite(ms) & np.isfinite(re_mass))
-    if not note and not len(rows):
-        note = "Skipped: no record has both a rare-earth mass fraction and a magnetisation μ0Ms."
-    if note:
-        figure.note = note
+    rows, figure.note = _rows_with_ms(table, ok_mask(table), "record", re_mass, "a rare-earth mass fraction",
+                                      "no rare-earth mass fractions (the properties step has not been run)")
+    if figure.note:
         return figure
 
     kind = kinds(table)[rows]
