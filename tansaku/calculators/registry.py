@@ -49,10 +49,17 @@ class CalculatorSpec:
         return {**self.defaults, **params}
 
     def version(self) -> str:
-        try:
-            return metadata.version(self.package)
-        except metadata.PackageNotFoundError:
-            return "not-installed"
+        """The installed version of ``package``, looked up once per process (it enters every task id)."""
+        return package_version(self.package)
+
+
+@functools.cache
+def package_version(package: str) -> str:
+    """Installed version of a distribution, cached: planning 10^6 tasks must not read metadata 10^6 times."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not-installed"
 
 
 _REGISTRY: dict[str, CalculatorSpec] = {}
