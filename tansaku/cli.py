@@ -29,14 +29,15 @@ def run(
     executor: Annotated[Optional[str], typer.Option(help="serial or dask (overrides the campaign)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="worker processes (default: one per core)")] = None,
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run failed tasks again")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only: count candidates and tasks")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only (and save the plan): list the tasks")] = False,
+    replan: Annotated[bool, typer.Option("--replan", help="plan again even if the saved plan is current")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a campaign; running it again resumes (stored tasks are skipped)."""
     from tansaku.calculators import CalculatorConfigError
     from tansaku.results import StoreError
     from tansaku.workflows.campaign import CampaignError, load_campaign
-    from tansaku.workflows.plan import UnsupportedElementsError, make_plan
+    from tansaku.workflows.plan import UnsupportedElementsError
     from tansaku.workflows.runner import execute_plan
 
     try:
@@ -46,12 +47,12 @@ def run(
         if execution.executor not in ("serial", "dask"):
             raise CampaignError(f"--executor: unknown executor {execution.executor!r}; choose serial or dask")
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
-        plan = make_plan(campaign)
+        plan = _plan(campaign, replan)
     except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
         raise _fail(str(exc)) from None
-    err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
-              f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
-              f"+ {len(plan.competing)} competing phases + {len(plan.references)} references = {len(plan.tasks)} tasks "
+    err.print(f"{campaign.name}: {plan.generated} candidates generated, "
+              f"{plan.duplicates} duplicates removed -> {plan.candidates} candidates "
+              f"+ {plan.competing} competing phases + {plan.references} references = {len(plan.tasks)} tasks "
               f"({campaign.calculator.name}, {_executor_text(campaign.execution)})",
               highlight=False)
     if dry_run:
@@ -71,6 +72,35 @@ def run(
     if summary.failed:
         err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
     _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+
+
+def _plan(campaign, replan: bool = False):
+    """The campaign's saved plan (planned and saved now when missing or out of date), reported on stderr."""
+    from tansaku.workflows.planfile import ensure_plan, plan_path
+
+    plan, reused = ensure_plan(campaign, replan=replan)
+    merged = f", {plan.merged} repeated task ids merged" if plan.merged else ""
+    err.print(f"plan {'reused from' if reused else 'saved to'} {plan_path(campaign)}{merged}", highlight=False)
+    return plan
+
+
+@app.command("plan")
+def plan_command(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    replan: Annotated[bool, typer.Option("--replan", help="plan again even if the saved plan is current")] = False,
+) -> None:
+    """Plan a campaign once and save its tasks next to the store (<output stem>.plan.h5)."""
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.plan import UnsupportedElementsError
+
+    try:
+        campaign = load_campaign(campaign_file)
+        plan = _plan(campaign, replan)
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{campaign.name}: {len(plan.tasks)} tasks ({plan.candidates} candidates, {plan.competing} competing "
+              f"phases, {plan.references} references)", highlight=False)
 
 
 def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, strict: bool = True,

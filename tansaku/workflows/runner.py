@@ -13,7 +13,7 @@ from tansaku.results import Store
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.workflows.campaign import Campaign
 from tansaku.workflows.executors import Executor, make_executor
-from tansaku.workflows.plan import Plan, make_plan
+from tansaku.workflows.plan import Plan
 from tansaku.workflows.tasks import Task
 
 
@@ -91,8 +91,8 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
     """Run the plan's unfinished tasks and store their records in the campaign's output file."""
     console = console or Console(stderr=True)
     summary = RunSummary(
-        generated=plan.generation.generated, duplicates=plan.generation.duplicates,
-        candidates=len(plan.generation.candidates), references=len(plan.references), tasks=len(plan.tasks))
+        generated=plan.generated, duplicates=plan.duplicates, candidates=plan.candidates,
+        references=plan.references, tasks=len(plan.tasks))
     start = time.perf_counter()
     campaign.output.parent.mkdir(parents=True, exist_ok=True)
     with Store.open(campaign.output, campaign_text=campaign.text) as store:
@@ -130,7 +130,9 @@ def _count(summary: RunSummary, record: Record) -> None:
 
 def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
                  show_progress: bool = True) -> RunSummary:
-    """Plan and run a campaign; re-running it resumes (tasks already stored are skipped)."""
-    plan = make_plan(campaign)
+    """Plan (or reuse the saved plan) and run a campaign; re-running it resumes (stored tasks are skipped)."""
+    from tansaku.workflows.planfile import ensure_plan
+
+    plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
 
