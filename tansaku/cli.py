@@ -26,7 +26,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def run(
     campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HDF5 file (overrides the campaign)")] = None,
-    executor: Annotated[Optional[str], typer.Option(help="serial or dask (overrides the campaign)")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="executor (overrides the campaign; an unknown name lists the known ones)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="worker processes (default: one per core)")] = None,
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run failed tasks again")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only (and save the plan): list the tasks")] = False,
@@ -42,10 +42,7 @@ def run(
 
     try:
         campaign = load_campaign(campaign_file)
-        execution = dataclasses.replace(campaign.execution, **{k: v for k, v in
-                                        (("executor", executor), ("workers", workers)) if v is not None})
-        if execution.executor not in ("serial", "dask"):
-            raise CampaignError(f"--executor: unknown executor {execution.executor!r}; choose serial or dask")
+        execution = campaign.execution.with_overrides(executor=executor, workers=workers)
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
         plan = _plan(campaign, replan)
     except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
@@ -142,8 +139,8 @@ def _frame_table(frame, columns, title: str = "") -> Table:
 
 
 def _executor_text(execution) -> str:
-    if execution.executor == "serial":
-        return "serial"
+    if "workers" not in execution.options:
+        return execution.executor
     return f"{execution.executor}, {execution.n_workers} workers"
 
 
