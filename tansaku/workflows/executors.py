@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections import deque
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -158,7 +159,8 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
     The executor of a packed batch job (``tansaku worker --workers N``): it starts in well under a
     second (one forkserver imports tansaku once, each worker is forked from it), needs no scheduler,
     ports or dashboard, and holds exactly one task per process, so a deadline decides each new task
-    when a process frees up. A process that dies fails its task only; the pool is then restarted.
+    when a process frees up. When a process dies the pool is restarted and the tasks that were in flight
+    run again one at a time: the one that kills its process alone is failed, the others are unharmed.
     Closing the iterator early kills the processes (their tasks are abandoned, not recorded).
     """
 
@@ -183,16 +185,25 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
 
         pool = start()
         pending: dict = {}
+        suspects: deque[Task] = deque()  # in flight when a process died: re-run one at a time
+        isolated = False  # the task in flight is a suspect running alone
         task_iter = iter(tasks)
         exhausted = finished = False
         try:
             while True:
-                while not exhausted and len(pending) < workers:
-                    task = next(task_iter, None)
-                    if task is None:
-                        exhausted = True
-                        break
-                    pending[pool.submit(run, task)] = task
+                if suspects:
+                    if not pending:
+                        task = suspects.popleft()
+                        pending[pool.submit(run, task)] = task
+                        isolated = True
+                else:
+                    isolated = False
+                    while not exhausted and len(pending) < workers:
+                        task = next(task_iter, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        pending[pool.submit(run, task)] = task
                 if not pending:
                     finished = True
                     return
@@ -207,12 +218,14 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
                         yield future.result()
                     except BrokenProcessPool as exc:
                         broken = True
-                        yield failed_record(task, f"worker process died: {exc}")
+                        if isolated:  # it died alone: this task kills its process
+                            yield failed_record(task, f"worker process died running this task ({exc})")
+                        else:
+                            suspects.append(task)
                     except Exception as exc:  # the runner raised (run_task never does)
                         yield failed_record(task, f"{type(exc).__name__}: {exc}")
                 if broken:
-                    for future, task in pending.items():
-                        yield failed_record(task, "worker process died (pool broken)")
+                    suspects.extend(pending.values())
                     pending.clear()
                     stop(pool, kill=True)
                     pool = start()
