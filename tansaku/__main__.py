@@ -2,4 +2,5 @@
 
 from tansaku.cli import app
 
-app(prog_name="tansaku")
+if __name__ == "__main__":  # worker processes (forkserver/spawn) import this module again: do not run there
+    app(prog_name="tansaku")
