@@ -33,7 +33,6 @@ def run(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a campaign; running it again resumes (stored tasks are skipped)."""
-    from tansaku.calculators import CalculatorConfigError
     from tansaku.results import StoreError
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.plan import UnsupportedElementsError, make_plan
@@ -47,7 +46,7 @@ def run(
             raise CampaignError(f"--executor: unknown executor {execution.executor!r}; choose serial or dask")
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
         plan = make_plan(campaign)
-    except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+    except (CampaignError, UnsupportedElementsError) as exc:  # calculator errors: CampaignError (load_campaign)
         raise _fail(str(exc)) from None
     err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
               f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
@@ -129,6 +128,7 @@ def _table(title: str, counts: dict, header: str) -> Table:
 @app.command()
 def status(results: Annotated[Path, typer.Argument(help="HDF5 results file")]) -> None:
     """Counts by status, calculator, prototype and kind (works while a campaign is writing)."""
+    from tansaku.constants import STATUS_OK
     from tansaku.results import StoreError, read_table
 
     try:
@@ -138,7 +138,7 @@ def status(results: Annotated[Path, typer.Argument(help="HDF5 results file")]) -
     out.print(f"{results}: {len(table)} records", highlight=False)
     for column in ("status", "calculator", "prototype", "kind"):
         out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"] == STATUS_OK]
     out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
 
 
