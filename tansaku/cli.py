@@ -228,14 +228,13 @@ def report(
     top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
 ) -> None:
     """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
+    from tansaku.report import objectives_used, write_report
     from tansaku.results import StoreError, derived_columns
-    from tansaku.results.report import write_report
-    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_ranking_settings
+    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
 
     try:
-        ranking, _ = stored_ranking_settings(results)
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
-        objectives = [(o.column, o.direction) for o in ranking.spec.objectives]
+        objectives = objectives_used(results)  # as ranked: objectives without values left out
         index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None

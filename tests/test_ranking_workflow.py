@@ -122,11 +122,21 @@ def test_query_command_filters_sorts_and_exports(ranked, tmp_path):
 
 
 def test_report_command_writes_html_and_plots(ranked, tmp_path):
+    """The report follows the stored ranking: its Pareto figure draws the objectives last ranked by (an EMT
+    campaign ranked by E_hull and E_f gets one), and says why there is none after a one-objective ranking."""
     campaign, _ = ranked
-    result = tansaku("report", campaign.output, "-o", tmp_path / "report", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    html = (tmp_path / "report" / "index.html").read_text()
-    assert "<table" in html and (tmp_path / "report" / "hull.png").stat().st_size > 1000
+    for objectives, pareto in ((["e_above_hull:min", "formation_energy:min"], True), (["formation_energy:min"], False)):
+        rank = tansaku("rank", campaign.output, *(f"--objective={o}" for o in objectives), cwd=tmp_path)
+        assert rank.returncode == 0, rank.stderr
+        result = tansaku("report", campaign.output, "-o", tmp_path / "report", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        html = (tmp_path / "report" / "index.html").read_text()
+        assert "<table" in html and (tmp_path / "report" / "hull.png").stat().st_size > 1000
+        assert (tmp_path / "report" / "pareto.png").exists() == pareto
+        if pareto:
+            assert "E_hull vs E_f for the" in html and "ranking objectives: minimise E_hull, minimise E_f" in html
+        else:
+            assert "Skipped: a Pareto front needs two ranking objectives or more (the ranking used: E_f)" in html
 
 
 def test_energies_of_two_calculators_never_share_a_hull(tmp_path):
