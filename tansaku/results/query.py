@@ -1,16 +1,8 @@
-"""Selecting rows of a results file with tansaku's one filter grammar (tansaku/filters.py; no eval, no
-pandas.query). A filter is ``COLUMN OP VALUE``; several filters are ANDed::
+"""Selecting rows of a results file with tansaku's one filter grammar (no eval, no pandas.query): filters
+like ``e_above_hull <= 0.05``, ``label ~ sm2co17`` or ``elements has Sm,Co`` are parsed and evaluated
+by tansaku/filters.py (the grammar is listed there); several filters are ANDed.
 
-    e_above_hull <= 0.05          numbers: < <= > >= == != (ints, floats, 1e-3, -2, inf; not nan)
-    prototype == ThMn12           text: == != (quotes optional for one word, "..." or '...' with spaces)
-    label ~ sm2co17               text contains, ignoring case
-    prototype in ThMn12,"Th2Zn17" any of a comma-separated list (text, numbers or true/false)
-    converged == true             booleans: == != in (true/false, yes/no, 1/0)
-    elements has Sm,Co            the structure contains every listed element (also: elements ⊇ Sm,Co)
-    elements within Sm,Fe,Co,N    it contains no other element            (also: elements ⊆ Sm,Fe,Co,N)
-    elements !has Sm              it contains none of the listed elements
-
-COLUMN is any one-value-per-row record column or derived column. Missing numbers (NaN) never match,
+A filter's column is any one-value-per-row record column or derived column. Missing numbers (NaN) never match,
 whatever the operator (also ``!=``). Derived columns read their padding for rows appended after the
 ranking (NaN, -1, False or "": see derived.py).
 
