@@ -53,7 +53,6 @@ def run(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a campaign; running it again resumes (stored tasks are skipped)."""
-    from tansaku.calculators import CalculatorConfigError
     from tansaku.results import StoreError
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.plan import UnsupportedElementsError, make_plan
@@ -67,7 +66,7 @@ def run(
             raise CampaignError(f"--executor: unknown executor {execution.executor!r}; choose serial or dask")
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
         plan = make_plan(campaign)
-    except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+    except (CampaignError, UnsupportedElementsError) as exc:  # calculator errors: CampaignError (load_campaign)
         raise _fail(str(exc)) from None
     err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
               f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
@@ -149,6 +148,7 @@ def _table(title: str, counts: dict, header: str) -> Table:
 @app.command()
 def status(results: Annotated[Path, typer.Argument(help="HDF5 results file")]) -> None:
     """Counts by status, calculator, prototype and kind (works while a campaign is writing)."""
+    from tansaku.constants import STATUS_OK
     from tansaku.results import StoreError, read_table
 
     try:
@@ -158,7 +158,7 @@ def status(results: Annotated[Path, typer.Argument(help="HDF5 results file")]) -
     out.print(f"{results}: {len(table)} records", highlight=False)
     for column in ("status", "calculator", "prototype", "kind"):
         out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"] == STATUS_OK]
     out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
 
 
@@ -248,14 +248,13 @@ def report(
     top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
 ) -> None:
     """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
+    from tansaku.report import objectives_used, write_report
     from tansaku.results import StoreError, derived_columns
-    from tansaku.results.report import write_report
-    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_ranking_settings
+    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
 
     try:
-        ranking, _ = stored_ranking_settings(results)
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
-        objectives = [(o.column, o.direction) for o in ranking.spec.objectives]
+        objectives = objectives_used(results)  # as ranked: objectives without values left out
         index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
+from tansaku.constants import STATUS_FAILED, STATUS_OK  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -20,7 +19,7 @@ class Record:
 
     task_id: str
     candidate_id: str
-    kind: str  # "candidate" | "reference" | "competing"
+    kind: str  # KIND_CANDIDATE | KIND_REFERENCE | KIND_COMPETING (tansaku.constants)
     label: str
     formula: str
     prototype: str

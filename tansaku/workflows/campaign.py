@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from ase.data import atomic_numbers
 
 from tansaku.calculators import CalculatorConfigError, RelaxSettings, get_spec
 from tansaku.calculators.relax import OPTIMIZERS
+from tansaku.filters import Filter, FilterError, parse_filter, unknown_column_error
 from tansaku.screening.generate import Decoration
 from tansaku.screening.prototypes import get_prototype
-from tansaku.screening.rank import DEFAULT_OBJECTIVES, Criterion, Objective, RankingSpec
+from tansaku.screening.rank import DEFAULT_OBJECTIVES, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
 
 EXECUTORS = ("serial", "dask")
@@ -259,25 +259,22 @@ def _references(reader: _Reader) -> References:
     return References(tuple(_element(reader, reader.key("elements"), e) for e in elements))
 
 
-FILTER_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
-
-
 def _rankable(reader: _Reader, key: str, column: str) -> str:
     if column not in RANKABLE_COLUMNS:
         raise reader.fail(key, f"unknown column {column!r}; rankable columns: {', '.join(RANKABLE_COLUMNS)}")
     return column
 
 
-def _criterion(reader: _Reader, key: str, text: Any) -> Criterion:
-    match = FILTER_PATTERN.match(text) if isinstance(text, str) else None
-    if not match:
-        raise reader.fail(key, f"expected a filter like \"e_above_hull <= 0.1\", got {text!r}")
-    column, op, number = match.groups()
+def _criterion(reader: _Reader, key: str, text: Any) -> Filter:
+    """A hard filter in tansaku's one grammar (tansaku/filters.py), on a rankable column."""
     try:
-        value = float(number)
-    except ValueError:
-        raise reader.fail(key, f"could not read number {number!r} in filter {text!r}") from None
-    return Criterion(_rankable(reader, key, column), op, value)
+        flt = parse_filter(text)
+        if flt.column not in RANKABLE_COLUMNS:
+            raise unknown_column_error(flt.column, RANKABLE_COLUMNS, flt,
+                                       listing=f"rankable columns are {', '.join(RANKABLE_COLUMNS)}")
+    except FilterError as exc:
+        raise reader.fail(key, str(exc)) from None
+    return flt
 
 
 def _ranking(reader: _Reader) -> Ranking:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tansaku.results import STATUS_OK, read_columns
+from tansaku.constants import KIND_CANDIDATE, KIND_REFERENCE, STATUS_OK
+from tansaku.results import read_columns
 from tansaku.results.atoms import read_atom_numbers
 from tansaku.results.derived import write_derived
 from tansaku.screening.elements import composition_matrix
@@ -69,7 +70,7 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     entries = load_reference_entries(reference_entries) if reference_entries else None
     try:
         hull = stability(elements, counts, energies, cols["calculator"], cols["task_id"],
-                         is_reference=cols["kind"] == "reference", reference_entries=entries)
+                         is_reference=cols["kind"] == KIND_REFERENCE, reference_entries=entries)
     except ValueError as exc:
         raise RankingError(str(exc)) from None
     derived: dict[str, np.ndarray] = {
@@ -77,7 +78,7 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
         "decomposition": np.asarray(hull.decomposition, dtype=str),
         **magnet_properties(elements, counts, cols["volume"], cols["magmom_total"]),
     }
-    eligible = on_hull_rows & (cols["kind"] == "candidate")
+    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
         ranking = rank(derived, spec, eligible=eligible)
