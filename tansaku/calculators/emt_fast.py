@@ -73,6 +73,8 @@ def _element_table() -> tuple[dict[int, int], np.ndarray]:
 
 
 _ROWS, _TABLE = _element_table()
+_ROW_OF_Z = np.full(max(_ROWS) + 1, -1, dtype=np.int64)  # atomic number -> row of _TABLE, -1: unsupported
+_ROW_OF_Z[list(_ROWS)] = list(_ROWS.values())
 
 
 @njit(cache=True)
@@ -197,7 +199,7 @@ def half_neighbor_list(frac: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def emt_kernel(kind: np.ndarray, table: np.ndarray, pi: np.ndarray, pj: np.ndarray, pd: np.ndarray,
                rc: float, acut: float, beta: float):
     """Per-atom energies (eV), forces (eV/Å) and the virial sum Σ d⊗f (eV) from a half pair list.
@@ -321,12 +323,13 @@ def neighbor_pairs(atoms, cutoff: float, buffers: PairBuffers | None = None):
 
 def emt(atoms, buffers: PairBuffers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(per-atom energies [eV], forces [eV/Å], stress [eV/Å³, 3x3] or None when the cell is not 3-D)."""
-    try:
-        kind = np.fromiter((_ROWS[z] for z in atoms.numbers), dtype=np.int64, count=len(atoms))
-    except KeyError as exc:
+    numbers = atoms.numbers
+    kind = _ROW_OF_Z[np.clip(numbers, 0, len(_ROW_OF_Z) - 1)]
+    if len(kind) and (kind.min() < 0 or numbers.max() >= len(_ROW_OF_Z)):
         from ase.data import chemical_symbols
 
-        raise NotImplementedError(f"No EMT-potential for {chemical_symbols[exc.args[0]]}") from None
+        bad = next(z for z in numbers if z >= len(_ROW_OF_Z) or _ROW_OF_Z[z] < 0)
+        raise NotImplementedError(f"No EMT-potential for {chemical_symbols[bad]}")
     pi, pj, pd = neighbor_pairs(atoms, RC_LIST, buffers)
     energies, forces, virial = emt_kernel(kind, _TABLE, pi, pj, pd, RC, ACUT, BETA)
     stress = None
@@ -344,6 +347,15 @@ class EMTFast(Calculator):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._buffers = PairBuffers()
+
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's comparison, with an exact fast path for "nothing changed" (energy, forces, stress in a row)."""
+        old = self.atoms
+        if (old is not None and len(old) == len(atoms) and np.array_equal(old.positions, atoms.positions)
+                and np.array_equal(old.numbers, atoms.numbers) and np.array_equal(old.cell.array, atoms.cell.array)
+                and np.array_equal(old.pbc, atoms.pbc)):
+            return []
+        return super().check_state(atoms, tol)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         Calculator.calculate(self, atoms, properties, system_changes)
