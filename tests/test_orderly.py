@@ -30,7 +30,7 @@ def subst(target, *occupations, interstitial=False):
 
 CASES = [
     ("ThMn12", {"2a": "Sm"}, (1, 1, 1), Variant((subst("Fe", ("Co", 0.25)),))),
-    ("ThMn12", {"2a": "Sm"}, (1, 1, 1), Variant((subst("Fe", ("Co", 3), ("Ti", 2)),))),
+    ("ThMn12", {"2a": "Sm"}, (1, 1, 1), Variant((subst("Fe", ("Co", 2), ("Ti", 2)),))),
     ("ThMn12", {"2a": "Nd"}, (1, 1, 1), Variant((subst("8i", ("Co", 2)), subst("8j", ("Ti", 1), ("V", 1)),
                                                  subst("2b", ("N", 1), interstitial=True)))),
     ("CaCu5", {}, (2, 1, 1), Variant((subst("Co", ("Fe", 3), ("Ni", 1)),))),
