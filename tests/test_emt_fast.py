@@ -8,7 +8,8 @@ from ase.calculators.emt import EMT
 from ase.neighborlist import neighbor_list
 
 from tansaku.calculators import get_calculator
-from tansaku.calculators.emt_fast import PARAMETERS, RC_LIST, EMTFast, neighbor_pairs
+from tansaku.calculators.emt_fast import PARAMETERS, RC_LIST, EMTFast
+from tansaku.screening.neighbors import neighbor_pairs
 
 METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]
 ALL = list(PARAMETERS)  # the 7 metals and H, C, N, O
