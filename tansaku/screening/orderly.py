@@ -137,10 +137,9 @@ def canonical_orderings(numbers: np.ndarray, blocks: Sequence[tuple[np.ndarray, 
     """
     members, act_sites, zs = orbit_representatives(blocks, permutations, expected)
     configs = np.tile(np.asarray(numbers), (len(members), 1))
-    active = configs[:, act_sites]
-    chosen = members >= 0
-    active[chosen] = zs[members[chosen]]
-    configs[:, act_sites] = active
+    for b, z in enumerate(zs):
+        rows, cols = np.nonzero(members == b)
+        configs[rows, act_sites[cols]] = z
     return list(configs)  # rows are views of one array: no per-ordering allocation
 
 
