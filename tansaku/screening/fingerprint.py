@@ -1,9 +1,9 @@
 """Structure fingerprints that decide which pairs StructureMatcher must compare (dedup at scale).
 
-The fingerprint of a structure is, for each ordered pair of species (A, B) and each width η in
-:data:`ETAS`, the mean over A sites of Σ_j∈B exp(-η (r_ij/ℓ)²)·f_c(r_ij/ℓ), with ℓ = (V/N)^(1/3) the
-length per atom and f_c a cosine cutoff at :data:`CUTOFF` ℓ. It is a smooth radial
-(Behler-Parrinello G2-style) descriptor, resolved by species:
+For each site i, each species B and each width η in :data:`ETAS`, the site sum is
+G_i(B, η) = Σ_j∈B exp(-η (r_ij/ℓ)²)·f_c(r_ij/ℓ), with ℓ = (V/N)^(1/3) the length per atom and f_c a
+cosine cutoff at :data:`CUTOFF` ℓ (a Behler-Parrinello G2-style radial descriptor, by species). The
+fingerprint is the mean and the standard deviation of G_i over the sites of each species A:
 
 - invariant under permutations of the atoms, translations, rotations, the structure's symmetry
   operations and supercells (a mean per site over a species does not change when cells repeat);
@@ -47,7 +47,7 @@ def _radial_sums(species, n_species, pi, pj, pd, scale, cutoff, etas):
 
 
 def fingerprint(atoms) -> np.ndarray:
-    """Flat vector (n_species² · len(ETAS)), species in increasing atomic number; see the module doc.
+    """Flat vector: means then standard deviations, (A, B, η) each; species by atomic number; see the module doc.
 
     Structures without a 3-D cell use ℓ = 1 Å (no scale invariance: molecules are not scaled).
     """
@@ -57,10 +57,14 @@ def fingerprint(atoms) -> np.ndarray:
     scale = (atoms.get_volume() / n) ** (1.0 / 3.0) if atoms.cell.rank == 3 and n else 1.0
     pi, pj, pd = neighbor_pairs(atoms, CUTOFF * scale)
     sums = _radial_sums(species.astype(np.int64), len(elements), pi, pj, pd, scale, CUTOFF, ETAS)
-    per_species = np.zeros((len(elements), len(elements), len(ETAS)))
-    np.add.at(per_species, species, sums)
-    per_species /= np.bincount(species, minlength=len(elements))[:, None, None]
-    return per_species.ravel()
+    count = np.bincount(species, minlength=len(elements))[:, None, None]
+    mean = np.zeros((len(elements), len(elements), len(ETAS)))
+    np.add.at(mean, species, sums)
+    mean /= count
+    square = np.zeros_like(mean)
+    np.add.at(square, species, sums**2)
+    spread = np.sqrt(np.maximum(square / count - mean**2, 0.0))
+    return np.concatenate([mean.ravel(), spread.ravel()])
 
 
 def near_pairs(values: np.ndarray, group: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
