@@ -56,15 +56,36 @@ def fingerprint(atoms) -> np.ndarray:
     n = len(numbers)
     scale = (atoms.get_volume() / n) ** (1.0 / 3.0) if atoms.cell.rank == 3 and n else 1.0
     pi, pj, pd = neighbor_pairs(atoms, CUTOFF * scale)
-    sums = _radial_sums(species.astype(np.int64), len(elements), pi, pj, pd, scale, CUTOFF, ETAS)
-    count = np.bincount(species, minlength=len(elements))[:, None, None]
-    mean = np.zeros((len(elements), len(elements), len(ETAS)))
-    np.add.at(mean, species, sums)
-    mean /= count
-    square = np.zeros_like(mean)
-    np.add.at(square, species, sums**2)
-    spread = np.sqrt(np.maximum(square / count - mean**2, 0.0))
-    return np.concatenate([mean.ravel(), spread.ravel()])
+    species = species.astype(np.int64)
+    sums = _radial_sums(species, len(elements), pi, pj, pd, scale, CUTOFF, ETAS)
+    return _mean_and_spread(species, len(elements), sums)
+
+
+@njit(cache=True)
+def _mean_and_spread(species, n_species, sums):
+    """Mean and standard deviation of the site sums over the sites of each species, flattened."""
+    n_eta = sums.shape[2]
+    total = np.zeros((n_species, n_species, n_eta))
+    square = np.zeros((n_species, n_species, n_eta))
+    count = np.zeros(n_species)
+    for i in range(species.shape[0]):
+        a = species[i]
+        count[a] += 1.0
+        for b in range(n_species):
+            for e in range(n_eta):
+                total[a, b, e] += sums[i, b, e]
+                square[a, b, e] += sums[i, b, e] ** 2
+    out = np.empty(2 * n_species * n_species * n_eta)
+    k = 0
+    half = n_species * n_species * n_eta
+    for a in range(n_species):
+        for b in range(n_species):
+            for e in range(n_eta):
+                mean = total[a, b, e] / count[a]
+                out[k] = mean
+                out[half + k] = math.sqrt(max(square[a, b, e] / count[a] - mean * mean, 0.0))
+                k += 1
+    return out
 
 
 def near_pairs(values: np.ndarray, group: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
