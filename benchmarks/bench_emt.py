@@ -4,7 +4,7 @@
 
 Single points (energy, forces, stress) on fresh 500-atom random fcc alloys (a new structure every
 call, one calculator reused, as in a screening worker), and a 2,000-atom one. asap3 is optional
-(benchmark only): build it with ``scripts/setup/asap3.sh``; its default cutoff differs from ASE's, so
+(benchmark only): build it with ``scripts/bench/asap3.sh``; its default cutoff differs from ASE's, so
 its energies differ by ~meV/atom and only its speed is compared.
 """
 
@@ -59,7 +59,7 @@ def run(repeats: int = 5, quick: bool = False) -> list[Row]:
         from asap3 import EMT as AsapEMT
     except ImportError:
         rows.append(Row("1 emt", "500-atom single point", "asap3 EMT", "emt-fast", [float("nan")], [1.0],
-                        "asap3 not installed (scripts/setup/asap3.sh)"))
+                        "asap3 not installed (scripts/bench/asap3.sh)"))
     else:
         asap = single_points(AsapEMT(), small)
         asap()
