@@ -23,7 +23,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.calculators.calculator import (
+    Calculator,
+    PropertyNotImplementedError,
+    all_changes,
+)
 from ase.units import Bohr
 from numba import njit
 
@@ -188,7 +192,7 @@ def emt(atoms, buffers: PairBuffers | None = None) -> tuple[np.ndarray, np.ndarr
 class EMTFast(Calculator):
     """Drop-in replacement for ``ase.calculators.emt.EMT()`` (default settings), compiled with numba."""
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "magmom", "magmoms"]
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress", "magmom", "magmoms")
     nolabel = True
 
     def __init__(self, **kwargs) -> None:

@@ -12,6 +12,17 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, inline="always")
+def _neighbour_bin(c, n_bins, periodic):
+    """(bin index, image shift) of bin ``c`` along one direction; bin -1 when outside a free direction."""
+    if periodic:
+        shift = c // n_bins
+        return c - shift * n_bins, shift
+    if c < 0 or c >= n_bins:
+        return -1, 0
+    return c, 0
+
+
 @njit(cache=True)
 def half_neighbor_list(frac: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float,
                        pi: np.ndarray, pj: np.ndarray, pd: np.ndarray) -> int:
@@ -45,7 +56,7 @@ def half_neighbor_list(frac: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
     for k in range(3):
         length = span[k] / inv_heights[k]  # Å across the binned range
         nb[k] = max(1, min(int(2.0 * length / cutoff), 4 * max(n, 1)))
-        reach[k] = int(math.ceil(cutoff * inv_heights[k] * nb[k] / span[k] - 1e-12))
+        reach[k] = math.ceil(cutoff * inv_heights[k] * nb[k] / span[k] - 1e-12)
         if not pbc[k]:
             reach[k] = min(reach[k], nb[k] - 1)
     n_bins = nb[0] * nb[1] * nb[2]
@@ -84,29 +95,17 @@ def half_neighbor_list(frac: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         for b1 in range(nb[1]):
             for b2 in range(nb[2]):
                 home = (b0 * nb[1] + b1) * nb[2] + b2
-                for o0 in range(0, reach[0] + 1):
-                    c0 = b0 + o0
-                    s0 = 0
-                    if pbc[0]:
-                        s0 = c0 // nb[0]
-                        c0 -= s0 * nb[0]
-                    elif c0 >= nb[0]:
+                for o0 in range(reach[0] + 1):
+                    c0, s0 = _neighbour_bin(b0 + o0, nb[0], pbc[0])
+                    if c0 < 0:
                         continue
                     for o1 in range(-reach[1] if o0 > 0 else 0, reach[1] + 1):
-                        c1 = b1 + o1
-                        s1 = 0
-                        if pbc[1]:
-                            s1 = c1 // nb[1]
-                            c1 -= s1 * nb[1]
-                        elif c1 < 0 or c1 >= nb[1]:
+                        c1, s1 = _neighbour_bin(b1 + o1, nb[1], pbc[1])
+                        if c1 < 0:
                             continue
                         for o2 in range(-reach[2] if (o0 > 0 or o1 > 0) else 0, reach[2] + 1):
-                            c2 = b2 + o2
-                            s2 = 0
-                            if pbc[2]:
-                                s2 = c2 // nb[2]
-                                c2 -= s2 * nb[2]
-                            elif c2 < 0 or c2 >= nb[2]:
+                            c2, s2 = _neighbour_bin(b2 + o2, nb[2], pbc[2])
+                            if c2 < 0:
                                 continue
                             same = o0 == 0 and o1 == 0 and o2 == 0
                             tx = s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
