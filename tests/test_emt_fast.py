@@ -116,3 +116,26 @@ def test_relaxation_follows_ase_emt():
         FIRE(atoms, logfile=None).run(fmax=0.05, steps=15)
         paths.append(atoms.positions.copy())
     assert np.abs(paths[0] - paths[1]).max() < 1e-8
+
+
+def test_workers_load_the_compiled_kernels_from_the_cache():
+    """cache=True: a second fresh process finds every kernel in numba's cache and compiles nothing."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from ase.build import bulk\n"
+        "from tansaku.calculators import emt_fast\n"
+        "from tansaku.screening import neighbors\n"
+        "atoms = bulk('Cu', cubic=True) * (2, 2, 2)\n"
+        "atoms.calc = emt_fast.EMTFast()\n"
+        "atoms.get_forces()\n"
+        "kernels = (emt_fast.emt_kernel, neighbors.half_neighbor_list)\n"
+        "print(sum(len(k.stats.cache_misses) for k in kernels), sum(len(k.stats.cache_hits) for k in kernels))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for _ in range(2):  # the first run may compile and write the cache
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+    misses, hits = map(int, result.stdout.split())
+    assert misses == 0 and hits == 2
