@@ -102,3 +102,15 @@ def test_near_pairs_is_the_brute_force_pair_set():
 def test_same_kept_candidates_on_a_second_random_set():
     candidates = tricky_set(seed=1)
     assert [c.id for c in deduplicate(candidates)[0]] == [c.id for c in deduplicate_pairwise(candidates)[0]]
+
+
+def test_composition_key_is_the_reduced_formula():
+    from ase import Atoms
+
+    from tansaku.screening.candidate import reduced_formula
+    from tansaku.screening.dedup import composition_key
+
+    formulas = ["Cu2Au2", "CuAu", "Cu3Au", "CuAu3", "Cu6Au2", "SmFe12", "Sm2Fe24", "Sm2Co6Fe18", "N2Sm2Fe24"]
+    for a, b in itertools.product(formulas, repeat=2):
+        same_key = composition_key(Atoms(a).numbers) == composition_key(Atoms(b).numbers)
+        assert same_key == (reduced_formula(a) == reduced_formula(b))

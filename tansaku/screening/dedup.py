@@ -11,6 +11,7 @@ the same order, with ~one StructureMatcher call per near pair instead of per pai
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -39,14 +40,18 @@ def deduplicate(candidates: Sequence[Candidate], tol: float = FINGERPRINT_TOL) -
             continue
         seen_ids.add(cand.id)
         unique.append(cand)
-    formulas = [cand.formula for cand in unique]
-    group_of = {f: k for k, f in enumerate(dict.fromkeys(formulas))}
-    prints = [fingerprint(cand.atoms) for cand in unique]
-    width = max((len(p) for p in prints), default=0)
+    keys = [composition_key(cand.atoms.numbers) for cand in unique]
+    group_of = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    groups = np.array([group_of[key] for key in keys], np.int64)
+    compared = _groups_with_comparisons(groups, [cand.origin for cand in unique])
+    prints = {row: fingerprint(unique[row].atoms) for row in range(len(unique)) if compared[groups[row]]}
+    width = max((len(p) for p in prints.values()), default=0)
     values = np.zeros((len(unique), width))
-    for row, p in enumerate(prints):
+    for row, p in prints.items():
         values[row, :len(p)] = p
-    first, second = near_pairs(values, np.array([group_of[f] for f in formulas], np.int64), tol)
+    rows = np.array(sorted(prints), np.int64)
+    first, second = near_pairs(values[rows], groups[rows], tol)
+    first, second = rows[first], rows[second]
     earlier: dict[int, list[int]] = defaultdict(list)
     for i, j in sorted(zip(first.tolist(), second.tolist())):
         earlier[j].append(i)
@@ -69,6 +74,26 @@ def deduplicate(candidates: Sequence[Candidate], tol: float = FINGERPRINT_TOL) -
         kept_index.add(j)
         kept.append(cand)
     return kept, removed
+
+
+def composition_key(numbers: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Reduced composition as ((Z, count / gcd), ...): equal exactly when the reduced formulas are."""
+    elements, counts = np.unique(np.asarray(numbers), return_counts=True)
+    divisor = math.gcd(*counts.tolist()) if len(counts) else 1
+    return tuple(zip(elements.tolist(), (counts // divisor).tolist()))
+
+
+def _groups_with_comparisons(groups: np.ndarray, origins: Sequence[str]) -> np.ndarray:
+    """Per group: whether two of its members may be compared (not all one variant's orderings)."""
+    origins_of: dict[int, set[str]] = defaultdict(set)
+    size = np.bincount(groups, minlength=int(groups.max(initial=-1)) + 1)
+    compared = size > 1
+    for group, origin in zip(groups.tolist(), origins):
+        origins_of[group].add(origin)
+    for group, seen in origins_of.items():
+        if len(seen) == 1 and "" not in seen:  # one variant's orderings are distinct by construction
+            compared[group] = False
+    return compared
 
 
 def deduplicate_pairwise(candidates: Sequence[Candidate]) -> tuple[list[Candidate], int]:
