@@ -139,3 +139,10 @@ def test_workers_load_the_compiled_kernels_from_the_cache():
         assert result.returncode == 0, result.stderr
     misses, hits = map(int, result.stdout.split())
     assert misses == 0 and hits == 2
+
+
+def test_unsupported_element_is_named():
+    atoms = bulk("Fe", cubic=True)
+    atoms.calc = EMTFast()
+    with pytest.raises(NotImplementedError, match="No EMT-potential for Fe"):
+        atoms.get_potential_energy()
