@@ -101,13 +101,13 @@ class RunContext:
         directory.mkdir(parents=True, exist_ok=True)
         return cls(runtime, directory)
 
-    def threads(self, in_process: bool):  # noqa: ANN201 - a context manager
-        """Limit BLAS/OpenMP threads of this process to ``cores`` while an in-process DFT code (GPAW)
-        runs with ``launcher = "openmp"``; otherwise (ML models, launched executables) nothing changes:
-        ML tasks keep the worker's one pinned thread, executables get their threads from their environment."""
+    def threads(self, dft: bool):  # noqa: ANN201 - a context manager
+        """Give this process ``cores`` BLAS/OpenMP threads while a DFT task runs (GPAW runs in process
+        and uses them; launched executables get theirs from ``thread_environment``). ML tasks (``dft``
+        False) keep the worker's one pinned thread."""
         import contextlib
 
-        if not in_process or self.runtime.launcher != "openmp":
+        if not dft:
             return contextlib.nullcontext()
         from threadpoolctl import threadpool_limits
 

@@ -70,7 +70,7 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
         spec = get_spec(task.calculator)
         context = RunContext.for_task(runtime, task.task_id) if spec.file_based else \
             RunContext(runtime, runtime.scratch_root / task.task_id)
-        with context.threads(in_process=spec.file_based):
+        with context.threads(dft=spec.file_based):
             result, attempts = relax_with_handlers(
                 task.atoms, lambda params, ctx: get_calculator(task.calculator, params, ctx), task.params, context,
                 task.relax, uses_initial_magmoms=spec.uses_initial_magmoms and task.params.get("spin", True),
