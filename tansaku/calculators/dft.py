@@ -118,8 +118,11 @@ QE_DUAL = 8  # ecutrho = 8 ecutwfc: ultrasoft and PAW pseudopotentials need the 
 
 def espresso_version(command: tuple[str, ...] = ("pw.x",)) -> str:
     """pw.x's version from its banner (``Program PWSCF v.6.7MaX``); "not-installed" when absent."""
+    import tempfile
+
     try:
-        out = subprocess.run(list(command), input="", capture_output=True, text=True, timeout=60).stdout
+        with tempfile.TemporaryDirectory() as tmp:  # pw.x leaves CRASH and input_tmp.in behind
+            out = subprocess.run(list(command), input="", capture_output=True, text=True, timeout=60, cwd=tmp).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "not-installed"
     match = re.search(r"Program PWSCF\s+v\.(\S+)", out)
