@@ -80,6 +80,7 @@ def corrections(record) -> list[dict]:
 
 # ------------------------------------------------------------------ results against published values
 
+@pytest.mark.slow
 def test_gpaw_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
     """PBE bcc Fe: ~2.2-2.3 μB/atom (e.g. 2.25 μB, Materials Project mp-13; experiment 2.22 μB)."""
     need_gpaw()
@@ -95,6 +96,21 @@ def test_gpaw_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
     assert identity["params"]["preset"] == "fast" and identity["version"].startswith("gpaw-")
     assert not (tmp_path / task.task_id).exists()  # scratch deleted on success (default policy)
     print(f"GPAW bcc Fe: {record.magmom_total:.3f} μB, {record.energy:.4f} eV, {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_qe_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
+    """The same with pw.x and Debian's PBE pslibrary Fe (ultrasoft, 3s3p semicore) at 30 Ry."""
+    need_qe()
+    task = task_for(bulk("Fe", "bcc", a=2.83), "espresso", {"preset": "fast", "kspacing": 0.5},
+                    RelaxSettings(steps=0))
+    start = time.perf_counter()
+    record = run_task(task, Runtime(scratch=tmp_path))
+    seconds = time.perf_counter() - start
+    assert record.status == "ok", record.error
+    assert 2.1 < record.magmom_total < 2.45, record.magmom_total
+    assert record.magmoms is not None and 2.0 < record.magmoms[0] < 2.6
+    print(f"QE bcc Fe: {record.magmom_total:.3f} μB, {record.energy:.4f} eV, {seconds:.1f} s")
 
 
 def test_qe_fcc_al_relaxation_shrinks_an_expanded_lattice(tmp_path):
@@ -263,3 +279,15 @@ def test_vasp_inputs_are_complete_with_the_chosen_potcars(tmp_path, monkeypatch)
               if "TITEL" in line]
     assert titles == ["Sm_3", "Co"]  # 4f-in-core Sm, in POSCAR's species order
     assert calc._tansaku_argv == ["mpirun", "-np", "4", "/opt/vasp/bin/vasp_std"]
+
+
+def test_qe_native_vc_relax_shrinks_an_expanded_lattice(tmp_path):
+    """relax_driver = "native": pw.x's own BFGS vc-relax instead of ASE's optimizer."""
+    need_qe()
+    task = task_for(bulk("Al", "fcc", a=4.25), "espresso", {**QE_AL, "relax_driver": "native"})
+    record = run_task(task, Runtime(scratch=tmp_path, on_success="keep"))
+    assert record.status == "ok", record.error
+    a = (4 * record.volume) ** (1 / 3)
+    assert 3.9 < a < 4.1 and record.converged and record.steps >= 1, (a, record.steps)
+    assert "vc-relax" in (tmp_path / task.task_id / "espresso.pwi").read_text()
+    print(f"QE native vc-relax fcc Al: a = {a:.3f} Å after {record.steps} BFGS steps")

@@ -239,3 +239,32 @@ distinct_elements = true
     assert np.isnan(derived["e_above_hull"][row]) and "1 unconverged relaxation(s) excluded" in meta["unconverged"]
     included, _ = compute_ranking(campaign.output, RankingSpec(), include_unconverged=True)
     assert np.isfinite(included["e_above_hull"][row])
+
+
+# ------------------------------------------------------------------ presets and k-point grids
+
+def test_presets_resolve_in_one_place_and_overrides_win():
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.calculators.presets import PRESETS
+
+    spec = get_spec("gpaw")
+    assert spec.resolve_params({}) == {"preset": "screening", **PRESETS["gpaw"]["screening"], "setups": "paw"}
+    fast = spec.resolve_params({"preset": "fast", "ecut": 350.0})
+    assert fast["ecut"] == 350.0 and fast["kspacing"] == PRESETS["gpaw"]["fast"]["kspacing"]
+    with pytest.raises(CalculatorConfigError, match="unknown preset 'quick'"):
+        spec.resolve_params({"preset": "quick"})
+    with pytest.raises(CalculatorConfigError, match=r"unknown parameter\(s\) \['encut'\]"):
+        spec.resolve_params({"encut": 500})
+
+
+def test_kpoint_grid_matches_ase_kpoint_density():
+    """Our VASP-KSPACING rule against ASE's kptdensity2monkhorstpack (density = 1/kspacing)."""
+    from ase.build import bulk
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    from tansaku.calculators.dft import kpoint_grid
+
+    for atoms in (bulk("Fe", "bcc", a=2.83), bulk("Co", "hcp", a=2.5, c=4.07), bulk("Al", "fcc", a=4.05) * (2, 1, 1)):
+        for spacing in (0.15, 0.25, 0.4):
+            expected = kptdensity2monkhorstpack(atoms, kptdensity=1 / spacing, even=False)
+            assert kpoint_grid(atoms, spacing) == tuple(int(n) for n in expected)

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,8 @@ class _EspressoFactory:
 
     def __call__(self, *, context: RunContext, preset: str, xc: str, ecut: float, kspacing: float,
                  smearing: float, smearing_type: str, spin: bool, mixing_beta: float, max_scf: int,
-                 extra_bands: float, scf_tol: float, pseudopotentials: Mapping[str, str]) -> Calculator:
+                 extra_bands: float, scf_tol: float, pseudopotentials: Mapping[str, str],
+                 relax_driver: str = "ase") -> Calculator:
         _check_smearing(smearing_type)
         runtime = context.runtime
         pseudo_dir = Path(runtime.pseudo_dir or DEBIAN_PSEUDO_DIR)
@@ -258,6 +260,43 @@ def _qe_spin(atoms: Atoms, system: dict, table: Mapping[str, str], pseudo_dir: P
     system["nspin"] = 2 if spin and np.any(moments) else 1
     symbols = set(atoms.get_chemical_symbols())
     return max(_z_valence(pseudo_dir / table[s]) for s in symbols) if system["nspin"] == 2 else 1.0
+
+
+BOHR = 0.529177210903  # Å, CODATA 2018
+
+
+def espresso_native_relax(atoms: Atoms, calc: Calculator, settings: Any, relax_cell: bool) -> Any:
+    """Relax with pw.x itself (``relax_driver = "native"``): ``vc-relax`` (BFGS on positions and cell) or
+    ``relax``, ``nstep`` = settings.steps, forces below settings.fmax (converted to Ry/Bohr) and, for the
+    cell, |pressure| below 0.5 kbar. The final structure and results come from pw.x's output."""
+    from ase.io import read
+
+    from tansaku.calculators.relax import RelaxResult, _magnetic_moments, _stress, check_physical
+
+    start = time.perf_counter()
+    control = calc.parameters["input_data"]["control"]
+    control.update({"calculation": "vc-relax" if relax_cell else "relax", "nstep": max(1, settings.steps),
+                    "forc_conv_thr": settings.fmax / (RY / BOHR), "etot_conv_thr": 1e-5})
+    calc.parameters["input_data"]["ions"] = {"ion_dynamics": "bfgs"}
+    if relax_cell:
+        calc.parameters["input_data"]["cell"] = {"cell_dynamics": "bfgs", "press_conv_thr": 0.5}
+    atoms = atoms.copy()
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    text = (Path(calc.directory) / calc.template.outputname).read_text(errors="replace")
+    final = read(Path(calc.directory) / calc.template.outputname, format="espresso-out", index=-1)
+    final.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments())
+    final.calc = calc  # its results are those of the last SCF (pw.x's final structure)
+    calc.atoms = final.copy()
+    check_physical(final)
+    forces = calc.results["forces"]
+    magmoms, total = _magnetic_moments(calc, final)
+    return RelaxResult(
+        atoms=final.copy(), energy=float(calc.results["energy"]),
+        fmax=float(np.sqrt((forces ** 2).sum(axis=1)).max()), stress=_stress(final), magmoms=magmoms,
+        magmom_total=total, steps=max(0, text.count("!    total energy") - 1),
+        converged="bfgs converged" in text and "bfgs failed" not in text,
+        wall_time=time.perf_counter() - start, scf_iterations=calc.results.get("scf_iterations", -1))
 
 
 # ---------------------------------------------------------------- VASP (inputs; runs on HPC)
@@ -321,23 +360,36 @@ class _VaspFactory:
         def run(command=None, out=None, directory=None):  # noqa: ANN001 - replaces ASE's shell-string run
             run_code(argv, Path(calc.directory), "vasp.out", "vasp.err", runtime.timeout,
                      runtime.thread_environment())
-            return 0
+            return 0, ""  # (error code, stderr), as ASE's Vasp._run; failures raised by run_code
 
         calc._run = run
+        original_calculate = calc.calculate
+
+        def calculate(atoms=None, properties=("energy",), system_changes=()):  # noqa: ANN001
+            original_calculate(atoms, properties, system_changes)
+            oszicar = Path(calc.directory) / "OSZICAR"
+            if oszicar.exists():  # one line per electronic step, e.g. "DAV:  12  -0.1E+02 ..."
+                lines = oszicar.read_text().splitlines()
+                calc.results["scf_iterations"] = sum(1 for line in lines if line[:4] in ("DAV:", "RMM:", "CG :"))
+            if calc.converged is False:  # VASP goes on after NELM steps; ASE reads it from OUTCAR
+                raise SCFNotConverged(f"VASP: electronic SCF not converged within NELM = {max_scf}")
+
+        calc.calculate = calculate
         return calc
 
 
-def _spec(name: str, factory: Any, package: str, description: str, version_fn: Any, **extra: Any) -> CalculatorSpec:
+def _spec(name: str, factory: Any, package: str, description: str, version_fn: Any, native_relax: Any = None,
+          **extra: Any) -> CalculatorSpec:
     return CalculatorSpec(
         name=name, factory=factory, elements=ALL_ELEMENTS, package=package, magnetic=True,
         uses_initial_magmoms=True, defaults={**preset_defaults(name), **extra}, file_based=True,
         presets={k: {"preset": k, **v} for k, v in PRESETS[name].items()}, version_fn=version_fn,
-        description=description)
+        native_relax=native_relax, description=description)
 
 
 register(_spec("gpaw", _GPAWFactory(), "gpaw", "GPAW plane-wave PAW DFT (in process; pip gpaw + gpaw-data)",
                gpaw_version, setups="paw"))
 register(_spec("espresso", _EspressoFactory(), "quantum-espresso", "Quantum ESPRESSO pw.x (Debian package)",
-               espresso_version, pseudopotentials={}))
+               espresso_version, native_relax=espresso_native_relax, pseudopotentials={}, relax_driver="ase"))
 register(_spec("vasp", _VaspFactory(), "vasp", "VASP (licensed; runs on HPC through a configured command)",
                vasp_version, potcars={}))

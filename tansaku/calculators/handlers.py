@@ -34,7 +34,7 @@ from ase import Atoms
 
 from tansaku.calculators.context import RunContext
 from tansaku.calculators.errors import CalculationFailure, CodeCrashed, CodeTimeout, SCFNotConverged, UnphysicalResult
-from tansaku.calculators.relax import RelaxResult, RelaxSettings, clear_checkpoint, relax
+from tansaku.calculators.relax import RelaxResult, RelaxSettings, clear_checkpoint, default_magmoms, relax
 
 DEFAULT_MAXSTEP = 0.2  # Å, ASE's default for FIRE/BFGS
 ERROR_CHARS = 300  # of a failure's message kept in the history
@@ -97,11 +97,13 @@ def correction(exc: BaseException, attempts: Attempts, directory: Path | None) -
 
 def relax_with_handlers(atoms: Atoms, build: Callable[[Mapping[str, Any], RunContext], Any],
                         params: Mapping[str, Any], context: RunContext, settings: RelaxSettings,
-                        uses_initial_magmoms: bool, relax_cell: bool, checkpoint: bool) -> tuple[RelaxResult, Attempts]:
+                        uses_initial_magmoms: bool, relax_cell: bool, checkpoint: bool,
+                        native_relax: Callable[..., RelaxResult] | None = None) -> tuple[RelaxResult, Attempts]:
     """Relax ``atoms`` with the calculator ``build(params, context)`` makes, correcting failures.
 
     ``checkpoint``: relaxation progress goes to ``context.directory`` (file-based codes), so a rerun
-    or a retry continues from the last step. Raises HandledFailure when no correction is left.
+    or a retry continues from the last step. ``native_relax``: the code relaxes by itself (QE vc-relax;
+    no checkpoint: a retry starts again). Raises HandledFailure when no correction is left.
     """
     attempts = Attempts(params=dict(params))
     directory = context.directory if checkpoint else None
@@ -110,6 +112,11 @@ def relax_with_handlers(atoms: Atoms, build: Callable[[Mapping[str, Any], RunCon
         started = time.time()
         try:
             calc = build(attempts.params, context)
+            if native_relax is not None:
+                start = atoms.copy()
+                if uses_initial_magmoms and not start.get_initial_magnetic_moments().any():
+                    start.set_initial_magnetic_moments(default_magmoms(start))
+                return native_relax(start, calc, settings, relax_cell), attempts
             result = relax(atoms, calc, settings, uses_initial_magmoms=uses_initial_magmoms,
                            relax_cell=relax_cell, directory=directory, timeout=context.runtime.timeout,
                            maxstep=attempts.maxstep)

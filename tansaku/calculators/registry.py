@@ -53,6 +53,9 @@ class CalculatorSpec:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # the code's own version (pw.x, VASP); default: the version of ``package``
     version_fn: Callable[[], str] | None = None
+    # the code's own relaxation (QE vc-relax), used when the identity parameter relax_driver = "native":
+    # native_relax(atoms, calculator, RelaxSettings, relax_cell) -> RelaxResult
+    native_relax: Callable[..., Any] | None = None
 
     def resolve_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Defaults, then the chosen preset, then ``params``; unknown or missing parameters are errors.
@@ -71,6 +74,11 @@ class CalculatorSpec:
             accepted = sorted(set(self.defaults) | set(self.required)) or ["none"]
             raise CalculatorConfigError(f"calculator {self.name!r}: unknown parameter(s) {unknown}; "
                                         f"accepted: {', '.join(accepted)}")
+        driver = params.get("relax_driver", self.defaults.get("relax_driver", "ase"))
+        if driver not in ("ase", "native") or (driver == "native" and self.native_relax is None):
+            choices = "ase, native" if self.native_relax else "ase"
+            raise CalculatorConfigError(f"calculator {self.name!r}: relax_driver {driver!r} not available; "
+                                        f"choose {choices}")
         missing = [key for key in self.required if key not in params]
         if missing:
             raise CalculatorConfigError(f"calculator {self.name!r}: missing required parameter(s) {missing}")

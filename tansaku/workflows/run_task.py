@@ -70,11 +70,16 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
         spec = get_spec(task.calculator)
         context = RunContext.for_task(runtime, task.task_id) if spec.file_based else \
             RunContext(runtime, runtime.scratch_root / task.task_id)
+        atoms = task.atoms
+        if task.params.get("spin") is False and atoms.get_initial_magnetic_moments().any():
+            atoms = atoms.copy()  # a spin-paired calculation must not start from moments (GPAW refuses)
+            atoms.set_initial_magnetic_moments(None)
         with context.threads(dft=spec.file_based):
             result, attempts = relax_with_handlers(
-                task.atoms, lambda params, ctx: get_calculator(task.calculator, params, ctx), task.params, context,
+                atoms, lambda params, ctx: get_calculator(task.calculator, params, ctx), task.params, context,
                 task.relax, uses_initial_magmoms=spec.uses_initial_magmoms and task.params.get("spin", True),
-                relax_cell=task.relax.relax_cell and task.relax_cell, checkpoint=spec.file_based)
+                relax_cell=task.relax.relax_cell and task.relax_cell, checkpoint=spec.file_based,
+                native_relax=spec.native_relax if task.params.get("relax_driver") == "native" else None)
     except Exception as exc:  # a failing task must not stop the campaign
         if isinstance(exc, HandledFailure):
             record = failed_record(task, str(exc))
