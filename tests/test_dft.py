@@ -143,6 +143,19 @@ def test_too_few_scf_iterations_are_corrected_and_recorded(tmp_path):
     print("SCF limit 2:", record.status, history)
 
 
+@pytest.mark.slow
+def test_gpaw_scf_limit_is_recognised_and_corrected(tmp_path):
+    need_gpaw()
+    params = {"preset": "fast", "kspacing": 0.6, "spin": False, "max_scf": 3}
+    task = task_for(bulk("Al", "fcc", a=4.05), "gpaw", params, RelaxSettings(steps=0))
+    record = run_task(task, Runtime(scratch=tmp_path))
+    history = corrections(record)
+    assert history[0]["failure"] == "scf_unconverged" and "GPAW: Did not converge" in history[0]["error"]
+    assert history[0]["correction"]["params"] == {"mixing_beta": 0.15, "max_scf": 6}
+    assert record.status == "ok" or "correction" in record.error
+    print("GPAW SCF limit 3:", record.status, [(h["failure"], h["correction"]) for h in history])
+
+
 def test_a_wrong_executable_fails_at_once_with_the_reason(tmp_path):
     need_qe()
     task = task_for(bulk("Al", "fcc", a=4.05), "espresso", QE_AL, RelaxSettings(steps=0))

@@ -78,6 +78,15 @@ def _gpaw_class() -> type:
     return type("TansakuGPAW", (_GPAWMixin, GPAW), {})
 
 
+def _gpaw_occupations(smearing_type: str, width: float) -> dict[str, Any]:
+    """GPAW's occupations; Gaussian smearing is Methfessel-Paxton of order 0 there."""
+    if smearing_type == "gaussian":
+        return {"name": "methfessel-paxton", "order": 0, "width": width}
+    if smearing_type == "methfessel-paxton":
+        return {"name": "methfessel-paxton", "order": 1, "width": width}
+    return {"name": smearing_type, "width": width}
+
+
 class _GPAWFactory:
     """GPAW in plane-wave mode; runs in this process with ``cores`` BLAS threads (see run_task)."""
 
@@ -89,7 +98,7 @@ class _GPAWFactory:
         _check_smearing(smearing_type)
         kwargs: dict[str, Any] = dict(
             mode=PW(ecut), xc=xc, setups=setups,
-            occupations={"name": smearing_type, "width": smearing},
+            occupations=_gpaw_occupations(smearing_type, smearing),
             mixer={"beta": mixing_beta, "nmaxold": 5, "weight": 50.0},
             maxiter=max_scf, convergence={"energy": scf_tol}, spinpol=spin,
             # ASE's k-point density (points per 1/Å, 2π included) gives kpoint_grid's rule

@@ -121,18 +121,22 @@ def relax_with_handlers(atoms: Atoms, build: Callable[[Mapping[str, Any], RunCon
                            relax_cell=relax_cell, directory=directory, timeout=context.runtime.timeout,
                            maxstep=attempts.maxstep)
             return result, attempts
-        except CalculationFailure as exc:
-            entry: dict[str, Any] = {"attempt": len(attempts.history) + 1, "failure": exc.kind,
-                                     "error": str(exc)[:ERROR_CHARS], "seconds": round(time.time() - started, 2)}
+        except Exception as exc:
+            kind = exc.kind if isinstance(exc, CalculationFailure) else "error"
+            entry: dict[str, Any] = {"attempt": len(attempts.history) + 1, "failure": kind,
+                                     "error": f"{type(exc).__name__}: {exc}"[:ERROR_CHARS],
+                                     "seconds": round(time.time() - started, 2)}
+            if not attempts.history and not isinstance(exc, CalculationFailure):
+                raise  # an unrecognised error on the first attempt: nothing to record beyond the error
             fix = correction(exc, attempts, directory) if len(attempts.history) < retries else None
             entry["correction"] = fix
             attempts.history.append(entry)
             if fix is None:
                 if len(attempts.history) > retries:
                     reason = f"still failing after {retries} correction(s)"
-                elif exc.kind in ("scf_unconverged", "unphysical"):
+                elif kind in ("scf_unconverged", "unphysical"):
                     reason = "no correction left"
                 else:
                     reason = "not correctable"
                 raise HandledFailure(f"{type(exc).__name__}: {exc} ({reason})", attempts) from exc
-            attempts.counts[exc.kind] = attempts.counts.get(exc.kind, 0) + 1
+            attempts.counts[kind] = attempts.counts.get(kind, 0) + 1
