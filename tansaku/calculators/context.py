@@ -81,10 +81,10 @@ class Runtime:
         return command
 
     def thread_environment(self) -> dict[str, str]:
-        """OpenMP/BLAS thread counts for a launched code: ``cores`` threads unless MPI ranks use the cores."""
-        from tansaku.hpc.threads import worker_environment
-
-        return worker_environment(self.cores if self.launcher == "openmp" else 1)
+        """OpenMP/BLAS thread counts for a launched code: ``cores`` threads unless MPI ranks use the cores.
+        (calculators may not import hpc, whose worker_environment pins Dask workers the same way)"""
+        threads = str(self.cores if self.launcher == "openmp" else 1)
+        return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 @dataclass(frozen=True)
