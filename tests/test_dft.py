@@ -129,6 +129,18 @@ def test_qe_fcc_al_relaxation_shrinks_an_expanded_lattice(tmp_path):
     print(f"QE fcc Al (LDA): a = {a:.3f} Å after {record.steps} steps, {seconds:.1f} s")
 
 
+def test_qe_runs_with_the_runtime_cores_as_mpi_ranks(tmp_path):
+    """cores = 2: Debian's pw.x started by Debian's /usr/bin/mpirun (Open MPI) with 2 ranks, same energy."""
+    need_qe()
+    _need(Path("/usr/bin/mpirun").exists(), "Open MPI's /usr/bin/mpirun (scripts/setup/qe.sh)")
+    task = task_for(bulk("Al", "fcc", a=4.05), "espresso", QE_AL, RelaxSettings(steps=0))
+    serial = run_task(task, Runtime(scratch=tmp_path / "one"))
+    parallel = run_task(task, Runtime(scratch=tmp_path / "two", cores=2, on_success="keep"))
+    assert serial.status == parallel.status == "ok", parallel.error
+    assert "running on     2 processors" in (tmp_path / "two" / task.task_id / "espresso.pwo").read_text()
+    assert abs(parallel.energy - serial.energy) < 1e-5
+
+
 # ------------------------------------------------------------------ provoked failures and corrections
 
 def test_too_few_scf_iterations_are_corrected_and_recorded(tmp_path):
