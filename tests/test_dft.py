@@ -102,8 +102,7 @@ def test_gpaw_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
 def test_qe_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
     """The same with pw.x and Debian's PBE pslibrary Fe (ultrasoft, 3s3p semicore) at 30 Ry."""
     need_qe()
-    task = task_for(bulk("Fe", "bcc", a=2.83), "espresso", {"preset": "fast", "kspacing": 0.5},
-                    RelaxSettings(steps=0))
+    task = task_for(bulk("Fe", "bcc", a=2.83), "espresso", {"preset": "fast"}, RelaxSettings(steps=0))
     start = time.perf_counter()
     record = run_task(task, Runtime(scratch=tmp_path))
     seconds = time.perf_counter() - start
