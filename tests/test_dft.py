@@ -315,3 +315,23 @@ def test_qe_native_vc_relax_shrinks_an_expanded_lattice(tmp_path):
     assert 3.9 < a < 4.1 and record.converged and record.steps >= 1, (a, record.steps)
     assert "vc-relax" in (tmp_path / task.task_id / "espresso.pwi").read_text()
     print(f"QE native vc-relax fcc Al: a = {a:.3f} Å after {record.steps} BFGS steps")
+
+
+def test_vasp_native_relaxation_inputs(tmp_path, monkeypatch):
+    """relax_driver = "native" for VASP: IBRION=2, ISIF=3, NSW, EDIFFG = -fmax in the INCAR (VASP cannot
+    run here, so only the inputs are checked)."""
+    from tansaku.calculators import RunContext, get_calculator
+    from tansaku.calculators.dft import vasp_native_settings
+
+    folder = tmp_path / "pp" / "potpaw_PBE" / "Fe"
+    folder.mkdir(parents=True)
+    (folder / "POTCAR").write_text(FAKE_POTCAR.format(name="Fe", zval=8, mass=55.845, enmax=267.9))
+    monkeypatch.setenv("VASP_PP_PATH", str(tmp_path / "pp"))
+    context = RunContext.for_task(Runtime(scratch=tmp_path), "fe")
+    calc = get_calculator("vasp", {"relax_driver": "native"}, context)
+    calc.set(**vasp_native_settings(RelaxSettings(fmax=0.03, steps=60), relax_cell=True))
+    calc.write_input(bulk("Fe", "bcc", a=2.83))
+    incar = {k.strip().upper(): v.strip() for k, v in
+             (line.split("=", 1) for line in (context.directory / "INCAR").read_text().splitlines() if "=" in line)}
+    assert (incar["IBRION"], incar["ISIF"], incar["NSW"], float(incar["EDIFFG"])) == ("2", "3", "60", -0.03)
+    assert vasp_native_settings(RelaxSettings(), relax_cell=False)["isif"] == 2

@@ -342,7 +342,7 @@ class _VaspFactory:
 
     def __call__(self, *, context: RunContext, preset: str, xc: str, ecut: float, kspacing: float,
                  smearing: float, smearing_type: str, spin: bool, mixing_beta: float, max_scf: int,
-                 extra_bands: float, scf_tol: float, potcars: Mapping[str, str]) -> Calculator:
+                 extra_bands: float, scf_tol: float, potcars: Mapping[str, str], relax_driver: str = "ase") -> Calculator:
         from ase.calculators.vasp import Vasp
 
         _check_smearing(smearing_type)
@@ -387,6 +387,34 @@ class _VaspFactory:
         return calc
 
 
+def vasp_native_settings(settings: Any, relax_cell: bool) -> dict[str, Any]:
+    """INCAR keys of VASP's own relaxation: conjugate gradient (IBRION=2) on positions, plus cell shape
+    and volume (ISIF=3) when the cell relaxes; NSW = steps; EDIFFG = -fmax (a force criterion, eV/Å)."""
+    return {"ibrion": 2, "isif": 3 if relax_cell else 2, "nsw": max(1, settings.steps), "ediffg": -settings.fmax}
+
+
+def vasp_native_relax(atoms: Atoms, calc: Calculator, settings: Any, relax_cell: bool) -> Any:
+    """Relax with VASP itself (``relax_driver = "native"``): one VASP run; ASE reads the final structure
+    from CONTCAR and the results from vasprun.xml; converged when OUTCAR says "reached required accuracy"."""
+    from tansaku.calculators.relax import RelaxResult, _magnetic_moments, _stress, check_physical
+
+    start = time.perf_counter()
+    calc.set(**vasp_native_settings(settings, relax_cell))
+    atoms = atoms.copy()
+    atoms.calc = calc
+    energy = atoms.get_potential_energy()  # ASE's update_atoms moved atoms to CONTCAR's structure
+    check_physical(atoms)
+    outcar = (Path(calc.directory) / "OUTCAR").read_text(errors="replace")
+    forces = calc.results["forces"]
+    magmoms, total = _magnetic_moments(calc, atoms)
+    return RelaxResult(
+        atoms=atoms.copy(), energy=float(energy), fmax=float(np.sqrt((forces ** 2).sum(axis=1)).max()),
+        stress=_stress(atoms), magmoms=magmoms, magmom_total=total,
+        steps=max(0, outcar.count("FREE ENERGIE OF THE ION-ELECTRON SYSTEM") - 1),
+        converged="reached required accuracy" in outcar, wall_time=time.perf_counter() - start,
+        scf_iterations=calc.results.get("scf_iterations", -1))
+
+
 def _spec(name: str, factory: Any, package: str, description: str, version_fn: Any, native_relax: Any = None,
           **extra: Any) -> CalculatorSpec:
     return CalculatorSpec(
@@ -401,4 +429,4 @@ register(_spec("gpaw", _GPAWFactory(), "gpaw", "GPAW plane-wave PAW DFT (in proc
 register(_spec("espresso", _EspressoFactory(), "quantum-espresso", "Quantum ESPRESSO pw.x (Debian package)",
                espresso_version, native_relax=espresso_native_relax, pseudopotentials={}, relax_driver="ase"))
 register(_spec("vasp", _VaspFactory(), "vasp", "VASP (licensed; runs on HPC through a configured command)",
-               vasp_version, potcars={}))
+               vasp_version, native_relax=vasp_native_relax, potcars={}, relax_driver="ase"))
