@@ -53,7 +53,6 @@ def need_qe() -> None:
 # LDA Al with Debian's norm-conserving pseudopotential at a low cutoff: ~1 s per SCF here
 QE_AL = {"preset": "fast", "xc": "PZ", "pseudopotentials": {"Al": "Al.pz-vbc.UPF"}, "ecut": 204.0,
          "kspacing": 0.5, "spin": False}
-GPAW_FE = {"preset": "fast", "kspacing": 0.5}
 
 
 def task_for(atoms, calculator: str, params: dict, relax: RelaxSettings = RelaxSettings(fmax=0.02, steps=40)):
@@ -81,35 +80,24 @@ def corrections(record) -> list[dict]:
 # ------------------------------------------------------------------ results against published values
 
 @pytest.mark.slow
-def test_gpaw_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
-    """PBE bcc Fe: ~2.2-2.3 μB/atom (e.g. 2.25 μB, Materials Project mp-13; experiment 2.22 μB)."""
-    need_gpaw()
-    task = task_for(bulk("Fe", "bcc", a=2.83), "gpaw", GPAW_FE, RelaxSettings(steps=0))
-    start = time.perf_counter()
-    record = run_task(task, Runtime(scratch=tmp_path))
-    seconds = time.perf_counter() - start
-    assert record.status == "ok", record.error
-    assert 2.1 < record.magmom_total < 2.45, record.magmom_total
-    assert record.magmoms is not None and 2.0 < record.magmoms[0] < 2.5
-    assert record.scf_iterations > 0 and record.history == ""
-    identity = json.loads(record.params)
-    assert identity["params"]["preset"] == "fast" and identity["version"].startswith("gpaw-")
-    assert not (tmp_path / task.task_id).exists()  # scratch deleted on success (default policy)
-    print(f"GPAW bcc Fe: {record.magmom_total:.3f} μB, {record.energy:.4f} eV, {seconds:.1f} s")
-
-
-@pytest.mark.slow
-def test_qe_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path):
-    """The same with pw.x and Debian's PBE pslibrary Fe (ultrasoft, 3s3p semicore) at 30 Ry."""
-    need_qe()
-    task = task_for(bulk("Fe", "bcc", a=2.83), "espresso", {"preset": "fast"}, RelaxSettings(steps=0))
+@pytest.mark.parametrize("calculator, params, version", [("gpaw", {"preset": "fast", "kspacing": 0.5}, "gpaw-"),
+                                                         ("espresso", {"preset": "fast"}, "pw.x-")])
+def test_bcc_fe_is_ferromagnetic_near_2_2_bohr_magnetons(tmp_path, calculator, params, version):
+    """PBE bcc Fe: ~2.2-2.3 μB/atom (e.g. 2.25 μB, Materials Project mp-13; experiment 2.22 μB).
+    QE uses Debian's PBE pslibrary Fe (ultrasoft, 3s3p semicore) at 30 Ry."""
+    (need_gpaw if calculator == "gpaw" else need_qe)()
+    task = task_for(bulk("Fe", "bcc", a=2.83), calculator, params, RelaxSettings(steps=0))
     start = time.perf_counter()
     record = run_task(task, Runtime(scratch=tmp_path))
     seconds = time.perf_counter() - start
     assert record.status == "ok", record.error
     assert 2.1 < record.magmom_total < 2.45, record.magmom_total
     assert record.magmoms is not None and 2.0 < record.magmoms[0] < 2.6
-    print(f"QE bcc Fe: {record.magmom_total:.3f} μB, {record.energy:.4f} eV, {seconds:.1f} s")
+    assert record.scf_iterations > 0 and record.history == ""
+    identity = json.loads(record.params)
+    assert identity["params"]["preset"] == "fast" and identity["version"].startswith(version)
+    assert not (tmp_path / task.task_id).exists()  # scratch deleted on success (default policy)
+    print(f"{calculator} bcc Fe: {record.magmom_total:.3f} μB, {record.energy:.4f} eV, {seconds:.1f} s")
 
 
 def test_qe_fcc_al_relaxation_shrinks_an_expanded_lattice(tmp_path):
