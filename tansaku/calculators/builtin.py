@@ -51,9 +51,9 @@ register(CalculatorSpec(
     description="ASE's EMT compiled with numba: same results, ~50x faster (tansaku.calculators.emt_fast)"))
 register(CalculatorSpec(
     name="chgnet", factory=make_chgnet, elements=MPTRJ_ELEMENTS, package="chgnet", magnetic=True,
-    defaults={"model": "0.3.0", "device": "cpu"},
+    defaults={"model": "0.3.0"}, runtime_keys=("device",),
     description="CHGNet universal potential, pretrained weights shipped in the wheel; predicts magnetic moments"))
 register(CalculatorSpec(
     name="sevenn", factory=make_sevenn, elements=MPTRJ_ELEMENTS, package="sevenn",
-    defaults={"model": "7net-0", "device": "cpu"},
+    defaults={"model": "7net-0"}, runtime_keys=("device",),
     description="SevenNet 7net-0 universal potential, weights shipped in the wheel"))
