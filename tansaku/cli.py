@@ -9,17 +9,37 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="tansaku (探索): high-throughput screening of candidate crystals.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables piped to files
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+# markup off: labels, file names and user text like "[[prototypes]]" or "[/x]" are printed as written
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False)  # no wrapping of tables piped to files
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def main() -> None:
+    """The ``tansaku`` command: known errors are one line each (raised as ``_fail``); an unexpected internal
+    error is one line too, with the full traceback written to a file for a bug report."""
+    try:
+        app(prog_name="tansaku")
+    except Exception as exc:  # a bug, not bad input: never show the user a traceback
+        import tempfile
+        import time
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix=f"tansaku-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+        with open(fd, "w") as fh:
+            fh.write(f"tansaku {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+        err.print(f"error: internal error ({type(exc).__name__}: {exc}); this is a tansaku bug. "
+                  f"The full traceback is in {path}", highlight=False, soft_wrap=True)
+        sys.exit(70)  # EX_SOFTWARE
 
 
 @app.command()
@@ -154,7 +174,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     except (RankingError, StoreError, OSError) as exc:
         if strict:
             raise _fail(f"{results}: {exc}") from None
-        err.print(f"[yellow]ranking skipped:[/] {exc}", highlight=False)
+        err.print(f"[yellow]ranking skipped:[/] {escape(str(exc))}", highlight=False, markup=True)
         return
     ranked = table[table["rank"] > 0]
     skipped = derived_attrs(results).get("skipped_objectives", "")
@@ -202,6 +222,7 @@ def status(
 ) -> None:
     """Done / failed / pending tasks against the saved plan (stored and in shards), and counts of the
     stored records by status, calculator, prototype and kind (works while a campaign is writing)."""
+    from tansaku.constants import STATUS_OK
     from tansaku.results import StoreError, read_table
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.planfile import PLAN_SUFFIX, PlanError, check_plan
@@ -229,7 +250,7 @@ def status(
     out.print(f"{results}: {len(table)} records", highlight=False)
     for column in ("status", "calculator", "prototype", "kind"):
         out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"] == STATUS_OK]
     out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
 
 
@@ -385,14 +406,13 @@ def report(
     top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
 ) -> None:
     """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
+    from tansaku.report import objectives_used, write_report
     from tansaku.results import StoreError, derived_columns
-    from tansaku.results.report import write_report
-    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_ranking_settings
+    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
 
     try:
-        ranking, _ = stored_ranking_settings(results)
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
-        objectives = [(o.column, o.direction) for o in ranking.spec.objectives]
+        objectives = objectives_used(results)  # as ranked: objectives without values left out
         index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None

@@ -22,7 +22,7 @@ from h5py import h5f, h5p, h5s
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
 from tansaku.results.pack import pack
-from tansaku.results.read import atoms_end, check_schema, committed_rows, read_columns
+from tansaku.results.read import atoms_end, check_schema, committed_rows, damaged, read_columns
 from tansaku.results.record import STATUS_OK, Record
 from tansaku.results.recover import (
     is_crashed_writer_error,
@@ -30,7 +30,16 @@ from tansaku.results.recover import (
     rewrite,
     write_new_file,
 )
-from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, STATUS_COLUMN, new_file_attrs
+from tansaku.results.schema import (
+    ATOM_COLUMNS,
+    ATOMS,
+    COMMITTED,
+    RECORD_COLUMNS,
+    RECORDS,
+    STATUS_COLUMN,
+    missing_optional_columns,
+    new_file_attrs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +118,16 @@ class Store:
                 h5 = _open_swmr_writer(path)
             except OSError as e:
                 if not is_crashed_writer_error(e):
-                    raise
+                    raise damaged(path, e) from None
                 log.warning("%s was left open by a killed writer: recovering its committed rows", path)
                 rewrite(path, update)
                 h5 = _open_swmr_writer(path)
             try:
                 check_schema(h5)
+                if missing_optional_columns(h5):  # written before those columns existed: add them, filled
+                    h5.close()
+                    rewrite(path, update)
+                    h5 = _open_swmr_writer(path)
                 if update and h5.attrs.get("campaign") != campaign_text:
                     h5.close()
                     rewrite(path, update)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-               "==": operator.eq, "!=": operator.ne}
+from tansaku.filters import ELEMENTS, Filter, column_mask, filter_error
+
+Criterion = Filter  # a hard filter ``column op value`` (e.g. e_above_hull <= 0.1): tansaku's one filter grammar
 
 
 @dataclass(frozen=True)
@@ -27,22 +27,6 @@ class Objective:
             raise ValueError(f"objective {self.column}: weight must be >= 0, got {self.weight}")
 
 
-@dataclass(frozen=True)
-class Criterion:
-    """A hard filter ``column op value`` (e.g. e_above_hull <= 0.1)."""
-
-    column: str
-    op: str
-    value: float
-
-    def __post_init__(self) -> None:
-        if self.op not in COMPARISONS:
-            raise ValueError(f"filter on {self.column}: unknown operator {self.op!r}; use {' '.join(COMPARISONS)}")
-
-    def __str__(self) -> str:
-        return f"{self.column} {self.op} {self.value:g}"
-
-
 DEFAULT_OBJECTIVES = (Objective("e_above_hull", "min"), Objective("mu0_ms", "max"),
                       Objective("re_mass_fraction", "min"), Objective("hhi_production", "min"))
 
@@ -50,7 +34,7 @@ DEFAULT_OBJECTIVES = (Objective("e_above_hull", "min"), Objective("mu0_ms", "max
 @dataclass(frozen=True)
 class RankingSpec:
     objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
-    filters: tuple[Criterion, ...] = ()
+    filters: tuple[Filter, ...] = ()  # parsed with tansaku.filters.parse_filter
     max_fronts: int = 5  # Pareto fronts numbered 0..max_fronts-1; deeper rows get max_fronts
 
     def columns(self) -> list[str]:
@@ -80,56 +64,31 @@ def _column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
                        f"(available: {', '.join(sorted(columns))})") from None
 
 
-def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Criterion], n: int) -> np.ndarray:
-    """Rows satisfying every filter (NaN never satisfies one)."""
+def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Filter], n: int) -> np.ndarray:
+    """Rows satisfying every filter (NaN never satisfies one), evaluated as queries evaluate them."""
     mask = np.ones(n, dtype=bool)
-    for criterion in filters:
-        values = _column(columns, criterion.column)
-        with np.errstate(invalid="ignore"):
-            mask &= COMPARISONS[criterion.op](values, criterion.value) & np.isfinite(values)
+    for flt in filters:
+        if flt.column == ELEMENTS:
+            raise filter_error("element filters select records (tansaku query), not ranked rows", flt)
+        if flt.column not in columns:
+            _column(columns, flt.column)  # KeyError naming the column
+        mask &= column_mask(np.asarray(columns[flt.column]), flt)
     return mask
 
 
-def _dominated_by(front: np.ndarray, points: np.ndarray, chunk_elements: int = 1 << 22) -> np.ndarray:
-    """Mask of ``points`` dominated by at least one row of ``front`` (minimisation), in memory-bounded chunks."""
-    mask = np.zeros(len(points), dtype=bool)
-    if not len(front) or not len(points):
-        return mask
-    step = max(1, chunk_elements // (len(front) * points.shape[1]))
-    for lo in range(0, len(points), step):
-        block = points[lo:lo + step, None, :]
-        mask[lo:lo + step] = np.any(np.all(front <= block, axis=2) & np.any(front < block, axis=2), axis=1)
-    return mask
-
-
-def non_dominated(points: np.ndarray, block: int = 256) -> np.ndarray:
-    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised).
-
-    Rows are visited by increasing sum (a dominator always has a smaller sum): each block of ``block`` rows
-    keeps its members not dominated within the block, and those prune every later row at once. The cost is
-    about N x (front size) x objectives vectorised operations.
-    """
-    remaining = np.argsort(points.sum(axis=1), kind="stable")
-    front: list[np.ndarray] = []
-    while len(remaining):
-        head, remaining = remaining[:block], remaining[block:]
-        head = head[~_dominated_by(points[head], points[head])]
-        front.append(head)
-        remaining = remaining[~_dominated_by(points[head], points[remaining])]
-    return np.sort(np.concatenate(front)) if front else np.array([], dtype=np.int64)
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised), ascending."""
+    return np.flatnonzero(pareto_ranks(points, max_fronts=1) == 0)
 
 
 def pareto_ranks(points: np.ndarray, max_fronts: int = 5) -> np.ndarray:
-    """Front index of each row (0 = Pareto front); rows beyond ``max_fronts`` fronts get ``max_fronts``."""
-    ranks = np.full(len(points), max_fronts, dtype=np.int64)
-    remaining = np.arange(len(points))
-    for front_index in range(max_fronts):
-        if len(remaining) == 0:
-            break
-        front = remaining[non_dominated(points[remaining])]
-        ranks[front] = front_index
-        remaining = np.setdiff1d(remaining, front, assume_unique=True)
-    return ranks
+    """Front index of each row (0 = Pareto front); rows beyond ``max_fronts`` fronts get ``max_fronts``.
+
+    Efficient non-dominated sorting in numba (screening/pareto.py): 10^6 rows, fronts 0-4, in seconds.
+    """
+    from tansaku.screening.pareto import front_indices  # numba: imported when a ranking is computed
+
+    return front_indices(points, max_fronts)
 
 
 def weighted_score(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
