@@ -326,10 +326,36 @@ register_executor(ExecutorSpec(
     (WORKERS, THREADS), "local worker processes (no scheduler; what a packed batch job runs)"))
 
 
-def _mpi_factory(options: Mapping[str, Any], run: TaskRunner) -> Executor:
-    from tansaku.workflows.mpi import mpi_executor
+def mpi_executor(run: TaskRunner = run_task, heartbeat: float = 1.0) -> Executor:
+    """Rank 0's side of ``mpiexec -n N python -m tansaku run CAMPAIGN.toml --executor mpi``: tasks go out
+    to ranks 1..N-1 through ``hpc.mpi``'s dynamic queue (whichever rank asks gets the next task), records
+    come back as they complete and rank 0, the only writer, stores them. N ranks = N-1 task workers."""
+    from tansaku.hpc import mpi
 
-    return mpi_executor(run, threads_per_task=options["threads_per_task"])
+    mpi.comm()  # a clear error now if mpi4py is missing
+
+    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+        for item in mpi.serve(tasks, heartbeat=heartbeat):
+            if item is None:
+                yield None
+                continue
+            task, result = item
+            yield failed_record(task, f"MPI worker: {result.message}") if isinstance(result, mpi.RemoteError) \
+                else result
+
+    return execute
+
+
+def mpi_worker(run: TaskRunner = run_task, threads_per_task: int = 1) -> int:
+    """A worker rank's side: run tasks from rank 0 until it says stop; returns the number run."""
+    from tansaku.hpc import mpi
+
+    _pin_worker_threads(threads_per_task)
+    return mpi.work(run)
+
+
+def _mpi_factory(options: Mapping[str, Any], run: TaskRunner) -> Executor:
+    return mpi_executor(run)  # threads_per_task applies on the worker ranks (mpi_worker)
 
 
 register_executor(ExecutorSpec(
