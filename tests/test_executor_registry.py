@@ -31,9 +31,9 @@ def execution(text: str):
 
 @pytest.mark.parametrize("text, message", [
     ('executor = "spark"', r"bad\.toml: execution\.executor: unknown executor 'spark'; choose serial, dask, pool, mpi"),
-    ('executor = "serial"\naddress = "tcp://x:8786"',
-     r"execution\.address: unknown key for executor 'serial'; expected one of batch_size, executor, flush_seconds, "
-     r"threads_per_task"),
+    ('executor = "serial"\nadress = "tcp://x:8786"',
+     r"execution\.adress: unknown key; executor 'serial' takes batch_size, executor, flush_seconds, "
+     r"threads_per_task \(other executors: address, dashboard, dashboard_port, workers\)"),
     ('executor = "pool"\nworkers = -1', r"execution\.workers: must be >= 0, got -1"),
     ('executor = "dask"\nthreads_per_task = 0', r"execution\.threads_per_task: must be >= 1, got 0"),
     ('executor = "dask"\ndashboard = "yes"', r"execution\.dashboard: expected bool, got str 'yes'"),
@@ -51,6 +51,8 @@ def test_options_come_from_the_registry_with_defaults():
     assert dask.options == {"workers": 3, "threads_per_task": 1, "address": "tcp://127.0.0.1:8786",
                             "dashboard": False, "dashboard_port": 8787}
     assert execution('executor = "mpi"\nthreads_per_task = 4').options == {"threads_per_task": 4}
+    # another executor's option is accepted and ignored (switching executor is one line)
+    assert execution('executor = "serial"\nworkers = 2').options == {"threads_per_task": 1}
     # command-line overrides are validated the same way; options the new executor lacks are dropped
     assert dask.with_overrides(executor="serial", workers=2).options == {"threads_per_task": 1}
     with pytest.raises(CampaignError, match=r"execution\.workers: must be >= 0"):

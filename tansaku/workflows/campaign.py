@@ -294,11 +294,13 @@ def _execution(reader: _Reader) -> Execution:
 
     executor = reader.choice("executor", executor_names(), default="dask")
     spec = get_executor_spec(executor)
-    allowed = set(EXECUTION_KEYS) | set(spec.option_names())
+    # options of the other executors are accepted and ignored, so switching executor is a one-line change
+    known = set(EXECUTION_KEYS) | {o for n in executor_names() for o in get_executor_spec(n).option_names()}
     for name in reader.table:
-        if name not in allowed:
-            raise reader.fail(reader.key(name), f"unknown key for executor {executor!r}; expected one of "
-                                                f"{', '.join(sorted(allowed))}")
+        if name not in known:
+            raise reader.fail(reader.key(name), f"unknown key; executor {executor!r} takes "
+                                                f"{', '.join(sorted(set(EXECUTION_KEYS) | set(spec.option_names())))}"
+                                                f" (other executors: {', '.join(sorted(known - set(spec.option_names()) - set(EXECUTION_KEYS)))})")
     batch_size = reader.get("batch_size", int, default=32)
     flush_seconds = reader.get("flush_seconds", float, default=5.0)
     if batch_size < 1:
