@@ -89,3 +89,16 @@ def test_pool_executor_pins_threads_and_survives_a_dying_process(tmp_path):
     assert len(records) == len(tasks)
     assert by_label["Cu3Au L12"].status == STATUS_FAILED and "died" in by_label["Cu3Au L12"].error
     assert sum(r.status == STATUS_OK for r in records) == len(tasks) - 1  # its neighbours in flight ran again
+
+
+@pytest.mark.slow
+def test_dask_executor_uses_an_existing_scheduler_address(tmp_path):
+    from distributed import LocalCluster
+
+    tasks = make_plan(small(tmp_path)).tasks[:3]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        executor = make_executor("dask", {"address": cluster.scheduler_address, "workers": 1})
+        records = [r for r in executor(tasks) if r is not None]
+        assert cluster.scheduler.workers  # the cluster tansaku did not start is still up: it used it, not its own
+    assert sorted(r.task_id for r in records) == sorted(t.task_id for t in tasks)
+    assert all(r.status == STATUS_OK for r in records)
