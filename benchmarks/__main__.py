@@ -28,11 +28,13 @@ ITEMS = {  # issue 11 item -> module
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("items", nargs="*", choices=[[], *ITEMS], metavar="ITEM",
-                        help=f"which benchmarks ({', '.join(ITEMS)}); default all")
+    parser.add_argument("items", nargs="*", metavar="ITEM", help=f"which benchmarks ({', '.join(ITEMS)}); default all")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per case (default 5)")
     parser.add_argument("--quick", action="store_true", help="one repeat, small cases only")
     args = parser.parse_args(argv)
+    unknown = [item for item in args.items if item not in ITEMS]
+    if unknown:
+        parser.error(f"unknown item(s) {', '.join(unknown)}; choose from {', '.join(ITEMS)}")
     from benchmarks._table import render
 
     rows = []
