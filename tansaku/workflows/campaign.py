@@ -77,6 +77,7 @@ class Campaign:
     references: References
     competing: tuple[Decoration, ...] = ()  # competing phases for the hull, relaxed like candidates
     ranking: Ranking = field(default_factory=Ranking)
+    scheduler: Any = None  # workflows.machine.SchedulerSettings from [scheduler] (batch jobs); never in task ids
     text: str = ""  # the campaign file as written, stored in the HDF5 file
     source: str = "<string>"
 
@@ -316,7 +317,7 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         raise CampaignError(f"{source}: invalid TOML: {exc}") from None
     root = _Reader(data, "", source)
     root.check_keys({"campaign", "prototypes", "competing", "calculator", "relax", "execution", "references",
-                     "ranking"})
+                     "ranking", "scheduler"})
     meta = root.sub("campaign", required=True)
     meta.check_keys({"name", "output"})
     name = meta.get("name", str, required=True)
@@ -332,7 +333,15 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         relax=_relax(root.sub("relax")), execution=_execution(root.sub("execution")),
         references=_references(root.sub("references")),
         competing=tuple(_decoration(r) for r in root.tables("competing")),
-        ranking=_ranking(root.sub("ranking")), text=text, source=source)
+        ranking=_ranking(root.sub("ranking")), scheduler=_scheduler(root, base_dir), text=text, source=source)
+
+
+def _scheduler(root: _Reader, base_dir: Path | None):
+    if "scheduler" not in root.table:
+        return None
+    from tansaku.workflows.machine import parse_scheduler  # machine.py builds on this module's _Reader
+
+    return parse_scheduler(root.sub("scheduler"), base_dir)
 
 
 def load_campaign(path: str | Path) -> Campaign:

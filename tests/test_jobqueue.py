@@ -1,0 +1,65 @@
+"""dask-jobqueue clusters built from our job description: the options for every scheduler, and a real
+SLURMCluster on the local SLURM (scripts/slurm-up.sh) running a small Dask computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from slurm_cluster import slurm  # noqa: F401  (session fixture)
+
+from tansaku.hpc.jobqueue import cluster_options, make_cluster
+from tansaku.hpc.jobs import JobSpec
+
+pytest.importorskip("dask_jobqueue", reason="pip install dask-jobqueue (tansaku[hpc])")
+
+
+def _job(**overrides) -> JobSpec:
+    settings = dict(name="tansaku-dask", command=("dask", "worker"), cpus_per_task=2, memory_mb=1024, walltime=600,
+                    queue="debug", account="proj", directives=("--qos=low",), setup=("module load x",),
+                    environment={"OMP_NUM_THREADS": "1"})
+    settings.update(overrides)
+    return JobSpec(**settings)
+
+
+def test_cluster_options_for_each_scheduler() -> None:
+    slurm_options = cluster_options("slurm", _job(), processes=2, interface="lo")
+    assert slurm_options == dict(cores=2, processes=2, memory="1024MiB", job_name="tansaku-dask", queue="debug",
+                                 job_extra_directives=["--qos=low"],
+                                 job_script_prologue=["module load x", "export OMP_NUM_THREADS=1"],
+                                 interface="lo", walltime="00:10:00", account="proj")
+    lsf_options = cluster_options("lsf", _job(memory_mb=None))
+    assert lsf_options["project"] == "proj" and lsf_options["walltime"] == "00:10" and lsf_options["use_stdin"]
+    assert lsf_options["memory"] == "4096MiB" and lsf_options["processes"] == 2
+    assert cluster_options("torque", _job())["resource_spec"] == "nodes=1:ppn=2"
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        cluster_options("condor", _job())
+
+
+def test_job_scripts_of_every_cluster_class_render() -> None:
+    import dask_jobqueue  # noqa: F401
+
+    for scheduler, directive in (("slurm", "#SBATCH"), ("pbs", "#PBS"), ("lsf", "#BSUB")):
+        cluster = make_cluster(scheduler, _job(), maximum_jobs=0)
+        try:
+            script = cluster.job_script()
+        finally:
+            cluster.close()
+        assert directive in script and "module load x" in script and "--nthreads 1" in script.replace("=", " ")
+
+
+@pytest.mark.timeout(240)
+def test_slurm_cluster_runs_a_dask_computation(slurm: str, tmp_path: Path) -> None:
+    from distributed import Client
+
+    job = _job(queue=slurm, account=None, directives=(), setup=(), memory_mb=1000, walltime=300,
+               log_dir=str(tmp_path / "logs"))
+    cluster = make_cluster("slurm", job, minimum_jobs=1, maximum_jobs=1, processes=2, interface="lo")
+    try:
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=120)
+            assert sum(client.gather(client.map(lambda x: x * x, range(100)))) == 328350
+            hosts = client.run(lambda: __import__("os").environ.get("SLURM_JOB_ID"))
+            assert len(hosts) == 2 and all(job_id and job_id.isdigit() for job_id in hosts.values())
+    finally:
+        cluster.close()
