@@ -188,3 +188,11 @@ def test_array_states_combine() -> None:
     assert combine([DONE, RUNNING, PENDING]) == RUNNING and combine([DONE, PENDING]) == PENDING
     assert combine([DONE, DONE]) == DONE and combine([DONE, FAILED, CANCELLED]) == FAILED
     assert combine([DONE, CANCELLED]) == CANCELLED and combine([]) == UNKNOWN
+
+
+def test_array_element_indices_are_zero_based() -> None:
+    from tansaku.hpc.schedulers import element_index
+
+    assert element_index("slurm", "123_4") == 4 and element_index("slurm", "123") is None
+    assert element_index("pbs", "4713[3].pbs01") == 3 and element_index("pbs", "4712.pbs01") is None
+    assert element_index("lsf", "5121[1]") == 0 and element_index("lsf", "5120") is None

@@ -7,6 +7,7 @@ pending while any waits, done when all are done, else failed or cancelled.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -138,3 +139,12 @@ def cancel(scheduler: str, job_ids: Sequence[str]) -> None:
     result = _run(entry.cancel_command(list(job_ids)))
     if result.returncode != 0 and not entry.unknown_jobs_error(result.stderr):
         raise SchedulerError(f"{' '.join(entry.cancel_command(list(job_ids)))}: {result.stderr.strip()}")
+
+
+def element_index(scheduler: str, element: str) -> int | None:
+    """The 0-based array index of an element id (``123_4``, ``123[4].server``, LSF's 1-based ``123[5]``),
+    as the job script's ``{array_index}`` sees it; None for a job that is not an array element."""
+    match = re.search(r"_(\d+)$", element) if scheduler == "slurm" else re.search(r"\[(\d+)\]", element)
+    if not match:
+        return None
+    return int(match.group(1)) - (1 if scheduler == "lsf" else 0)
