@@ -63,3 +63,55 @@ def test_slurm_cluster_runs_a_dask_computation(slurm: str, tmp_path: Path) -> No
             assert len(hosts) == 2 and all(job_id and job_id.isdigit() for job_id in hosts.values())
     finally:
         cluster.close()
+
+
+EMT_CAMPAIGN = """
+[campaign]
+name = "jq"
+output = "{output}"
+[calculator]
+name = "emt"
+[relax]
+fmax = 0.05
+[execution]
+executor = "serial"
+batch_size = 2
+[[prototypes]]
+prototype = "L12"
+sites = {{ "1a" = ["Cu", "Au"], "3c" = ["Cu", "Ni"] }}
+distinct_elements = true
+[scheduler]
+name = "slurm"
+queue = "debug"
+cores = 2
+memory = "1500M"
+walltime = "10m"
+[scheduler.jobqueue]
+maximum_jobs = 1
+interface = "lo"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_emt_campaign_on_a_slurm_cluster_matches_a_serial_run(slurm: str, tmp_path: Path) -> None:
+    """A real dask-jobqueue SLURMCluster runs a small EMT campaign; the coordinator writes the store."""
+    import numpy as np
+
+    from tansaku.results import read_columns
+    from tansaku.workflows.campaign import parse_campaign
+    from tansaku.workflows.jobqueue_executor import jobqueue_executor
+    from tansaku.workflows.plan import make_plan
+    from tansaku.workflows.runner import execute_plan, run_campaign
+
+    campaign = parse_campaign(EMT_CAMPAIGN.format(output=tmp_path / "jq.h5"), source="jq.toml")
+    plan = make_plan(campaign)
+    summary = execute_plan(plan, campaign, executor=jobqueue_executor(campaign.scheduler, tmp_path / "logs"),
+                           show_progress=False)
+    assert summary.ok == len(plan.tasks) >= 4 and summary.failed == 0
+    reference = parse_campaign(EMT_CAMPAIGN.format(output=tmp_path / "serial.h5"), source="jq.toml")
+    run_campaign(reference, show_progress=False)
+    got, want = read_columns(campaign.output), read_columns(reference.output)
+    order_got, order_want = np.argsort(got["task_id"]), np.argsort(want["task_id"])
+    assert list(got["task_id"][order_got]) == list(want["task_id"][order_want])
+    np.testing.assert_allclose(got["energy"][order_got], want["energy"][order_want], rtol=0, atol=1e-8)

@@ -52,7 +52,7 @@ def test_scheduler_table_is_parsed(tmp_path: Path) -> None:
     assert s.directives == ("--qos=normal",) and s.setup == ("module load python",)
     assert s.environment == {"OMP_PROC_BIND": "false"} and s.log_dir == tmp_path / "logs"
     assert (s.jobqueue.minimum_jobs, s.jobqueue.maximum_jobs, s.jobqueue.processes, s.jobqueue.interface) == \
-        (0, 4, 2, "lo")
+        (1, 4, 2, "lo")
     assert parse_campaign(BASE).scheduler is None
 
 
@@ -68,6 +68,7 @@ def test_scheduler_table_is_parsed(tmp_path: Path) -> None:
     ("environment = { A = 1 }", "scheduler.environment.A: expected NAME"),
     ("partition = \"x\"", "scheduler.partition: unknown key"),
     ("jobqueue = { minimum_jobs = 3, maximum_jobs = 2 }", "scheduler.jobqueue.maximum_jobs: must be >= minimum_jobs"),
+    ("cores = 2\njobqueue = { minimum_jobs = 0 }", "scheduler.jobqueue.minimum_jobs: 0 needs processes = 1"),
     ('template_dir = "nowhere"', "scheduler.template_dir: no such directory"),
 ])
 def test_bad_scheduler_settings_name_the_key(line: str, message: str) -> None:

@@ -22,7 +22,7 @@ campaign to another cluster recomputes nothing.
     template_dir = "templates/"    # your own slurm.sh.j2 / pbs.sh.j2 / torque.sh.j2 / lsf.sh.j2
     log_dir = "logs/"              # job logs (default: next to the store, <store>.jobs/logs)
     [scheduler.jobqueue]           # the dask-jobqueue executor (adaptive Dask workers in batch jobs)
-    minimum_jobs = 0
+    minimum_jobs = 1               # 0 only with processes = 1 (see _jobqueue)
     maximum_jobs = 4
     processes = 2                  # Dask worker processes per job (default: cores)
     interface = "ib0"              # network interface of the workers (default: dask's choice)
@@ -42,7 +42,7 @@ from tansaku.workflows.campaign import CampaignError, _Reader
 
 @dataclass(frozen=True)
 class JobqueueSettings:
-    minimum_jobs: int = 0
+    minimum_jobs: int = 1
     maximum_jobs: int = 1
     processes: int = 0  # 0: one per core
     interface: str | None = None
@@ -99,14 +99,20 @@ def _seconds(reader: _Reader, name: str, default: int) -> int:
         raise reader.fail(reader.key(name), str(exc)) from None
 
 
-def _jobqueue(reader: _Reader) -> JobqueueSettings:
+def _jobqueue(reader: _Reader, cores: int) -> JobqueueSettings:
+    """Dask's adaptive target counts workers: with no worker yet it asks for one, so a starting job of
+    several worker processes is "too many", cancelled and resubmitted in a loop (seen on the local
+    SLURM). Scaling down to zero jobs is therefore allowed only with one process per job."""
     reader.check_keys({"minimum_jobs", "maximum_jobs", "processes", "interface"})
-    minimum = _positive(reader, "minimum_jobs", 0, minimum=0)
+    minimum = _positive(reader, "minimum_jobs", 1, minimum=0)
     maximum = _positive(reader, "maximum_jobs", max(1, minimum))
     if maximum < minimum:
         raise reader.fail(reader.key("maximum_jobs"), f"must be >= minimum_jobs ({minimum}), got {maximum}")
-    return JobqueueSettings(minimum_jobs=minimum, maximum_jobs=maximum,
-                            processes=_positive(reader, "processes", 0, minimum=0),
+    processes = _positive(reader, "processes", 0, minimum=0)
+    if minimum == 0 and (processes or cores) > 1:
+        raise reader.fail(reader.key("minimum_jobs"), f"0 needs processes = 1 (got {processes or cores} per job): "
+                                                      "Dask would cancel and resubmit a starting job in a loop")
+    return JobqueueSettings(minimum_jobs=minimum, maximum_jobs=maximum, processes=processes,
                             interface=reader.get("interface", str, default=None))
 
 
@@ -138,14 +144,15 @@ def parse_scheduler(reader: _Reader, base_dir: Path | None = None) -> SchedulerS
     margin = _seconds(reader, "deadline_margin", min(300, walltime // 10))
     if margin >= walltime:
         raise reader.fail(reader.key("deadline_margin"), f"must be shorter than the walltime ({walltime} s)")
+    cores = _positive(reader, "cores", 1)
     return SchedulerSettings(
         name=name, **texts, walltime=walltime, memory_mb=memory_mb,
-        cores=_positive(reader, "cores", 1), nodes=_positive(reader, "nodes", 1),
+        cores=cores, nodes=_positive(reader, "nodes", 1),
         tasks_per_element=_positive(reader, "tasks_per_element", 20),
         max_array_size=_positive(reader, "max_array_size", 1000),
         max_running=_positive(reader, "max_running", 0, minimum=0), deadline_margin=margin,
         directives=_strings(reader, "directives"), setup=_strings(reader, "setup"),
-        environment=dict(environment), **directories, jobqueue=_jobqueue(reader.sub("jobqueue")))
+        environment=dict(environment), **directories, jobqueue=_jobqueue(reader.sub("jobqueue"), cores))
 
 
 def load_machine(path: str | Path) -> SchedulerSettings:
