@@ -22,7 +22,6 @@ from tansaku.screening.prototypes import get_prototype
 from tansaku.screening.rank import DEFAULT_OBJECTIVES, Criterion, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
 
-EXECUTORS = ("serial", "dask")
 # numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
 RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "bh_max", "moment_per_fu", "moment_per_tm",
                     "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
@@ -41,14 +40,36 @@ class CalculatorChoice:
 
 @dataclass(frozen=True)
 class Execution:
+    """[execution]: the executor (workflows.executors registry), its options, and how records are written."""
+
     executor: str = "dask"
-    workers: int = 0  # 0: one per core
+    options: Mapping[str, Any] = field(default_factory=dict)  # the executor's options, defaults filled in
     batch_size: int = 32  # records per HDF5 append
     flush_seconds: float = 5.0  # longest time a finished record waits in memory
 
     @property
+    def workers(self) -> int:
+        """The ``workers`` option (0 = one per core; 0 also for executors without one)."""
+        return int(self.options.get("workers", 0))
+
+    @property
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    def with_overrides(self, source: str = "<command line>", **overrides: Any) -> Execution:
+        """This execution with other values (e.g. ``executor="pool", workers=4``; None = keep), validated
+        like the campaign file; options the new executor does not have are dropped."""
+        table = {"executor": self.executor, "batch_size": self.batch_size, "flush_seconds": self.flush_seconds,
+                 **self.options}
+        table.update({k: v for k, v in overrides.items() if v is not None})
+        from tansaku.workflows.executors import get_executor_spec
+
+        try:
+            names = set(get_executor_spec(table["executor"]).option_names())
+        except ValueError:
+            names = set()
+        table = {k: v for k, v in table.items() if k in names or k in EXECUTION_KEYS}
+        return _execution(_Reader(table, "execution", source))
 
 
 @dataclass(frozen=True)
@@ -234,16 +255,32 @@ def _relax(reader: _Reader) -> RelaxSettings:
                          relax_cell=reader.get("relax_cell", bool, default=True))
 
 
+EXECUTION_KEYS = ("executor", "batch_size", "flush_seconds")  # every executor; the rest are the executor's own
+
+
 def _execution(reader: _Reader) -> Execution:
-    reader.check_keys({"executor", "workers", "batch_size", "flush_seconds"})
-    executor = reader.choice("executor", EXECUTORS, default="dask")
-    workers = reader.get("workers", int, default=0)
+    from tansaku.workflows.executors import executor_names, get_executor_spec
+
+    executor = reader.choice("executor", executor_names(), default="dask")
+    spec = get_executor_spec(executor)
+    allowed = set(EXECUTION_KEYS) | set(spec.option_names())
+    for name in reader.table:
+        if name not in allowed:
+            raise reader.fail(reader.key(name), f"unknown key for executor {executor!r}; expected one of "
+                                                f"{', '.join(sorted(allowed))}")
     batch_size = reader.get("batch_size", int, default=32)
     flush_seconds = reader.get("flush_seconds", float, default=5.0)
-    for key, value in (("workers", workers), ("batch_size", batch_size - 1), ("flush_seconds", flush_seconds)):
-        if value < 0:
-            raise reader.fail(reader.key(key), "must be positive")
-    return Execution(executor=executor, workers=workers, batch_size=batch_size, flush_seconds=flush_seconds)
+    if batch_size < 1:
+        raise reader.fail(reader.key("batch_size"), f"must be >= 1, got {batch_size}")
+    if flush_seconds < 0:
+        raise reader.fail(reader.key("flush_seconds"), f"must be >= 0, got {flush_seconds}")
+    options = {}
+    for option in spec.options:
+        value = reader.get(option.name, option.kind, default=option.default)
+        if option.minimum is not None and value < option.minimum:
+            raise reader.fail(reader.key(option.name), f"must be >= {option.minimum:g}, got {value}")
+        options[option.name] = value
+    return Execution(executor=executor, options=options, batch_size=batch_size, flush_seconds=flush_seconds)
 
 
 def _references(reader: _Reader) -> References:
