@@ -74,7 +74,7 @@ name = "emt"
 [relax]
 fmax = 0.05
 [execution]
-executor = "serial"
+executor = "dask-jobqueue"
 batch_size = 2
 [[prototypes]]
 prototype = "L12"
@@ -86,6 +86,7 @@ queue = "debug"
 cores = 2
 memory = "1500M"
 walltime = "10m"
+log_dir = "{logs}"
 [scheduler.jobqueue]
 maximum_jobs = 1
 interface = "lo"
@@ -100,16 +101,15 @@ def test_emt_campaign_on_a_slurm_cluster_matches_a_serial_run(slurm: str, tmp_pa
 
     from tansaku.results import read_columns
     from tansaku.workflows.campaign import parse_campaign
-    from tansaku.workflows.jobqueue_executor import jobqueue_executor
     from tansaku.workflows.plan import make_plan
     from tansaku.workflows.runner import execute_plan, run_campaign
 
-    campaign = parse_campaign(EMT_CAMPAIGN.format(output=tmp_path / "jq.h5"), source="jq.toml")
+    campaign = parse_campaign(EMT_CAMPAIGN.format(output=tmp_path / "jq.h5", logs=tmp_path / "logs"), source="jq.toml")
     plan = make_plan(campaign)
-    summary = execute_plan(plan, campaign, executor=jobqueue_executor(campaign.scheduler, tmp_path / "logs"),
-                           show_progress=False)
+    summary = execute_plan(plan, campaign, show_progress=False)  # executor from [execution], [scheduler]
     assert summary.ok == len(plan.tasks) >= 4 and summary.failed == 0
-    reference = parse_campaign(EMT_CAMPAIGN.format(output=tmp_path / "serial.h5"), source="jq.toml")
+    reference = parse_campaign(EMT_CAMPAIGN.format(output=tmp_path / "serial.h5", logs=tmp_path / "logs").replace("dask-jobqueue", "serial"),
+                               source="jq.toml")
     run_campaign(reference, show_progress=False)
     got, want = read_columns(campaign.output), read_columns(reference.output)
     order_got, order_want = np.argsort(got["task_id"]), np.argsort(want["task_id"])

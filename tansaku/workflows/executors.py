@@ -260,6 +260,7 @@ class ExecutorSpec:
     options: tuple[ExecutorOption, ...] = ()
     description: str = ""
     parallel: bool = True  # runs several tasks at once (has a ``workers`` option or ranks)
+    uses_scheduler: bool = False  # factory(options, run, scheduler): gets the campaign's [scheduler] settings
 
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -293,12 +294,14 @@ def n_workers(options: Mapping[str, Any]) -> int:
     return int(options.get("workers") or os.cpu_count() or 1)
 
 
-def make_executor(name: str, options: Mapping[str, Any] | None = None, run: TaskRunner = run_task) -> Executor:
-    """The executor called ``name`` with ``options`` (validated [execution] options; missing ones default)."""
+def make_executor(name: str, options: Mapping[str, Any] | None = None, run: TaskRunner = run_task,
+                  scheduler: Any = None) -> Executor:
+    """The executor called ``name`` with ``options`` (validated [execution] options; missing ones default);
+    ``scheduler``: the campaign's [scheduler] settings, for executors that start batch jobs."""
     spec = get_executor_spec(name)
     resolved = {o.name: o.default for o in spec.options}
     resolved.update(options or {})
-    return spec.factory(resolved, run)
+    return spec.factory(resolved, run, scheduler) if spec.uses_scheduler else spec.factory(resolved, run)
 
 
 register_executor(ExecutorSpec(
@@ -328,3 +331,17 @@ def _mpi_factory(options: Mapping[str, Any], run: TaskRunner) -> Executor:
 register_executor(ExecutorSpec(
     "mpi", _mpi_factory, (THREADS,),
     "under mpiexec: rank 0 plans and writes, the other ranks pull tasks from a queue (needs mpi4py)"))
+
+
+def _jobqueue_factory(options: Mapping[str, Any], run: TaskRunner, scheduler: Any) -> Executor:
+    from tansaku.workflows.jobqueue_executor import jobqueue_executor
+
+    return jobqueue_executor(options["machine"] or scheduler, run)
+
+
+register_executor(ExecutorSpec(
+    "dask-jobqueue", _jobqueue_factory,
+    (ExecutorOption("machine", str, "", None, "machine profile TOML with a [scheduler] table (default: the "
+                                              "campaign's [scheduler])"),),
+    "Dask workers in batch jobs (SLURM/PBS/Torque/LSF via dask-jobqueue), scaled adaptively; "
+    "this process writes the store", uses_scheduler=True))

@@ -13,7 +13,8 @@ from tansaku.hpc.jobs import JobSpec
 from tansaku.hpc.threads import worker_environment
 from tansaku.results.record import Record
 from tansaku.workflows.executors import Executor, TaskRunner, dask_executor
-from tansaku.workflows.machine import SchedulerSettings
+from tansaku.workflows.campaign import CampaignError
+from tansaku.workflows.machine import SchedulerSettings, load_machine
 from tansaku.workflows.run_task import run_task
 from tansaku.workflows.tasks import Task
 
@@ -29,9 +30,20 @@ def worker_job(settings: SchedulerSettings, log_dir: Path) -> JobSpec:
                    environment=environment, log_dir=str(settings.log_dir or log_dir))
 
 
-def jobqueue_executor(settings: SchedulerSettings, log_dir: Path, run: TaskRunner = run_task) -> Executor:
-    """Run tasks on a dask-jobqueue cluster started here and closed when the tasks are done."""
+def jobqueue_executor(settings: SchedulerSettings | str | Path | None, run: TaskRunner = run_task,
+                      log_dir: Path | None = None) -> Executor:
+    """Run tasks on a dask-jobqueue cluster started here and closed when the tasks are done.
+
+    ``settings``: the campaign's [scheduler] settings or a machine profile file; logs go to the
+    settings' ``log_dir``, else ``log_dir``, else ``./dask-jobqueue-logs``."""
     from tansaku.hpc.jobqueue import make_cluster
+
+    if isinstance(settings, str | Path):
+        settings = load_machine(settings)
+    if settings is None:
+        raise CampaignError("executor 'dask-jobqueue' needs a [scheduler] table in the campaign or "
+                            "[execution] machine = \"cluster.toml\" (a machine profile file)")
+    log_dir = log_dir or Path("dask-jobqueue-logs")
 
     def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
         queue = settings.jobqueue

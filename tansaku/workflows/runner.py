@@ -99,7 +99,8 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
         todo = tasks_to_run(plan.tasks, store.statuses(), rerun_failed)
         summary.already_stored = len(plan.tasks) - len(todo)
         if todo:
-            executor = executor or make_executor(campaign.execution.executor, campaign.execution.options)
+            executor = executor or make_executor(campaign.execution.executor, campaign.execution.options,
+                                                   scheduler=campaign.scheduler)
             store_records(store, executor, todo, summary, campaign.execution, campaign.name, console, show_progress,
                           start=start)
     summary.wall_seconds = time.perf_counter() - start
