@@ -16,6 +16,7 @@ campaign to another cluster recomputes nothing.
     max_array_size = 1000          # never more array elements than this
     max_running = 0                # array elements running at once (0: no limit; SLURM's %N)
     deadline_margin = "5m"         # packed: stop taking tasks this long before the walltime ends
+    task_seconds = 60              # expected time of one task until the first one has finished
     directives = ["--qos=normal"]  # extra scheduler options
     setup = ["module load python/3.11"]   # shell lines run before tansaku
     environment = { OMP_PROC_BIND = "false" }
@@ -61,6 +62,7 @@ class SchedulerSettings:
     max_array_size: int = 1000
     max_running: int = 0
     deadline_margin: int = 300  # seconds
+    task_seconds: float = 60.0
     directives: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -70,7 +72,7 @@ class SchedulerSettings:
 
 
 SCHEDULER_KEYS = {"name", "queue", "account", "walltime", "memory", "cores", "nodes", "tasks_per_element",
-                  "max_array_size", "max_running", "deadline_margin", "directives", "setup", "environment",
+                  "max_array_size", "max_running", "deadline_margin", "task_seconds", "directives", "setup", "environment",
                   "template_dir", "log_dir", "jobqueue"}
 
 
@@ -145,12 +147,15 @@ def parse_scheduler(reader: _Reader, base_dir: Path | None = None) -> SchedulerS
     if margin >= walltime:
         raise reader.fail(reader.key("deadline_margin"), f"must be shorter than the walltime ({walltime} s)")
     cores = _positive(reader, "cores", 1)
+    task_seconds = reader.get("task_seconds", float, default=60.0)
+    if task_seconds <= 0:
+        raise reader.fail(reader.key("task_seconds"), f"must be > 0, got {task_seconds}")
     return SchedulerSettings(
         name=name, **texts, walltime=walltime, memory_mb=memory_mb,
         cores=cores, nodes=_positive(reader, "nodes", 1),
         tasks_per_element=_positive(reader, "tasks_per_element", 20),
         max_array_size=_positive(reader, "max_array_size", 1000),
-        max_running=_positive(reader, "max_running", 0, minimum=0), deadline_margin=margin,
+        max_running=_positive(reader, "max_running", 0, minimum=0), deadline_margin=margin, task_seconds=task_seconds,
         directives=_strings(reader, "directives"), setup=_strings(reader, "setup"),
         environment=dict(environment), **directories, jobqueue=_jobqueue(reader.sub("jobqueue"), cores))
 

@@ -28,6 +28,7 @@ from tansaku.hpc.render import render_script
 from tansaku.hpc.schedulers import combine, element_index, get_scheduler, poll_elements, submit_script, write_script
 from tansaku.workflows.campaign import Campaign
 from tansaku.workflows.machine import SchedulerSettings
+from tansaku.workflows.worker import TaskListError, read_task_list, select
 
 MODES = ("array", "packed")
 JOBS_SUFFIX = ".jobs.json"
@@ -93,11 +94,6 @@ def _write_jobs(path: Path, jobs: Sequence[SubmittedJob]) -> None:
     os.replace(tmp, path)
 
 
-def select(task_ids: Sequence[str], index: int, count: int) -> list[str]:
-    """The share of array element ``index`` of ``count`` (``--select index/count``): every count-th task."""
-    return list(task_ids[index::count])
-
-
 def job_statuses(jobs: Sequence[SubmittedJob]) -> list[JobStatus]:
     """The scheduler's view of each recorded job; a job it no longer knows is ``unknown``."""
     statuses = []
@@ -124,27 +120,25 @@ def covered_task_ids(statuses: Sequence[JobStatus]) -> set[str]:
     for status in statuses:
         if status.state not in ACTIVE_STATES:
             continue
-        ids = _read_task_list(Path(status.job.task_list))
+        try:
+            ids = read_task_list(status.job.task_list)
+        except TaskListError as exc:
+            raise SubmitError(str(exc)) from None
         if status.job.mode == "packed" or not status.elements:
             covered.update(ids)
             continue
         for index, state in status.elements.items():
             if state in ACTIVE_STATES:
-                covered.update(select(ids, index, status.job.elements))
+                covered.update(select(ids, (index, status.job.elements)))
     return covered
 
 
-def _read_task_list(path: Path) -> list[str]:
-    try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except OSError as exc:
-        raise SubmitError(f"{path}: cannot read task list: {exc.strerror}") from None
-
-
 def worker_command(campaign_file: Path, task_list: Path, shard: str, workers: int, select_arg: str | None,
-                   deadline: str | None) -> tuple[str, ...]:
+                   deadline: str | None, task_seconds: float) -> tuple[str, ...]:
+    """``tansaku worker`` run by this Python (``sys.executable -m tansaku``); ``workers`` 1 runs the
+    tasks in the worker process itself (no pool)."""
     command = [sys.executable, "-m", "tansaku", "worker", str(campaign_file), "--task-list", str(task_list),
-               "--shard", shard, "--workers", str(workers)]
+               "--shard", shard, "--workers", str(workers if workers > 1 else 0), "--task-seconds", f"{task_seconds:g}"]
     if select_arg:
         command += ["--select", select_arg]
     if deadline:
@@ -160,11 +154,12 @@ def job_spec(campaign: Campaign, campaign_file: Path, settings: SchedulerSetting
         environment.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     if mode == "array":
         array = f"0-{elements - 1}" + (f"%{settings.max_running}" if settings.max_running else "")
-        command = worker_command(campaign_file, task_list, shard, settings.cores, f"{{array_index}}/{elements}", None)
+        command = worker_command(campaign_file, task_list, shard, settings.cores, f"{{array_index}}/{elements}", None,
+                                 settings.task_seconds)
     else:
         array = None
         command = worker_command(campaign_file, task_list, shard, settings.cores, None,
-                                 f"{{job_end-{settings.deadline_margin}}}")
+                                 f"{{job_end-{settings.deadline_margin}}}", settings.task_seconds)
     return JobSpec(
         name=name, command=command, nodes=settings.nodes, ntasks=1, cpus_per_task=settings.cores,
         memory_mb=settings.memory_mb, walltime=settings.walltime, queue=settings.queue, account=settings.account,
