@@ -65,13 +65,20 @@ def _campaign(folder: Path, name: str, cores: int = 1):
     return path, load_campaign(path)
 
 
-def _first_ids(campaign, n: int) -> list[str]:
+def _first_tasks(campaign, n: int):
+    """The saved plan (planned now if needed) cut to its first ``n`` tasks."""
     from tansaku.workflows.planfile import ensure_plan
 
     plan, _ = ensure_plan(campaign)
     if len(plan.tasks) < n:
         raise SystemExit(f"the benchmark campaign has only {len(plan.tasks)} tasks (< {n})")
-    return [t.task_id for t in plan.tasks[:n]]
+    plan.tasks = plan.tasks[:n]
+    return plan
+
+
+def _expect(variant: str, ok: int, n: int) -> None:
+    if ok != n:
+        raise SystemExit(f"{variant}: {ok} ok records, expected {n}")
 
 
 def batch(folder: Path, mode: str, n: int) -> float:
@@ -81,48 +88,42 @@ def batch(folder: Path, mode: str, n: int) -> float:
     from tansaku.workflows.submit import job_statuses, read_jobs, submit_campaign
 
     path, campaign = _campaign(folder, mode, cores=CORES if mode == "packed" else 1)
-    ids = _first_ids(campaign, n)
+    ids = [t.task_id for t in _first_tasks(campaign, n).tasks]
     start = time.perf_counter()
     submit_campaign(campaign, path, campaign.scheduler, ids, shards_dir(campaign.output), mode=mode)
     while any(s.state in ACTIVE_STATES for s in job_statuses(read_jobs(campaign))):
         time.sleep(0.5)
     summary = collect(campaign.output, shards_dir(campaign.output), campaign.text)
     seconds = time.perf_counter() - start
-    if summary.added != n:
-        raise SystemExit(f"{mode}: collected {summary.added} records, expected {n}")
+    _expect(mode, summary.added, n)
     return seconds
 
 
 def local_dask(folder: Path, n: int) -> float:
-    from tansaku.workflows.planfile import ensure_plan
     from tansaku.workflows.runner import execute_plan
 
     _, campaign = _campaign(folder, "dask")
     campaign = dataclasses.replace(campaign, execution=campaign.execution.with_overrides(executor="dask",
                                                                                          workers=CORES))
-    plan, _ = ensure_plan(campaign)
-    plan.tasks = plan.tasks[:n]
+    plan = _first_tasks(campaign, n)
     start = time.perf_counter()
     summary = execute_plan(plan, campaign, show_progress=False)
     seconds = time.perf_counter() - start
-    if summary.ok != n:
-        raise SystemExit(f"dask: {summary.ok} ok records, expected {n}")
+    _expect("dask", summary.ok, n)
     return seconds
 
 
 def mpi(folder: Path, n: int) -> float:
     """``mpiexec -n 2`` of this file's ``--mpi-rank`` part (the same loop as ``tansaku run --executor mpi``)."""
     _, campaign = _campaign(folder, "mpi")
-    _first_ids(campaign, n)  # plan once, before the clock starts (as for the other variants)
+    _first_tasks(campaign, n)  # plan once, before the clock starts (as for the other variants)
     start = time.perf_counter()
     subprocess.run(["mpiexec", "-n", "2", sys.executable, __file__, "--mpi-rank", str(folder / "mpi.toml"), str(n)],
                    check=True, timeout=3600)
     seconds = time.perf_counter() - start
     from tansaku.results import read_columns
 
-    ok = int((read_columns(campaign.output, ["status"])["status"] == "ok").sum())
-    if ok != n:
-        raise SystemExit(f"mpi: {ok} ok records, expected {n}")
+    _expect("mpi", int((read_columns(campaign.output, ["status"])["status"] == "ok").sum()), n)
     return seconds
 
 
@@ -130,7 +131,6 @@ def _mpi_rank(campaign_file: str, n: int) -> None:
     from tansaku.hpc import mpi as hpc_mpi
     from tansaku.workflows.campaign import load_campaign
     from tansaku.workflows.mpi import mpi_executor, mpi_worker
-    from tansaku.workflows.planfile import ensure_plan
     from tansaku.workflows.runner import execute_plan
 
     if hpc_mpi.rank() != 0:
@@ -138,9 +138,7 @@ def _mpi_rank(campaign_file: str, n: int) -> None:
         return
     try:
         campaign = load_campaign(campaign_file)
-        plan, _ = ensure_plan(campaign)
-        plan.tasks = plan.tasks[:n]
-        execute_plan(plan, campaign, executor=mpi_executor(), show_progress=False)
+        execute_plan(_first_tasks(campaign, n), campaign, executor=mpi_executor(), show_progress=False)
     finally:
         hpc_mpi.shutdown()  # the worker ranks wait for it
 

@@ -304,8 +304,8 @@ def collect(
 @app.command()
 def submit(
     campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
-    scheduler: Annotated[Optional[str], typer.Option(help="slurm, pbs, torque or lsf (overrides the campaign's \\[scheduler] name)")]
-    = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="slurm, pbs, torque or lsf (overrides the campaign's \\[scheduler] name)")] = None,
     mode: Annotated[str, typer.Option(help="array: a job array, each element a share of the tasks; packed: one "
                                            "allocation running a worker pool on all its cores")] = "array",
     resume: Annotated[bool, typer.Option("--resume", help="submit only tasks neither stored, in a shard, nor "
