@@ -7,18 +7,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from slurm_cluster import slurm, wait_for  # noqa: F401  (session fixture)
+from slurm_cluster import slurm, wait_for  # noqa: F401  (session fixture, used by name)
 
 from tansaku.hpc import slurm as slurm_parse
 from tansaku.hpc.jobs import CANCELLED, DONE, FAILED, JobSpec
 from tansaku.hpc.schedulers import cancel, poll, poll_elements, submit
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.usefixtures("slurm"), pytest.mark.timeout(180)]
 
 
-def test_job_array_runs_every_element_to_done(slurm: str, tmp_path: Path) -> None:
+def test_job_array_runs_every_element_to_done(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    job = JobSpec(name="tansaku-test-array", queue=slurm, array="0-2", memory_mb=100, walltime=120,
+    job = JobSpec(name="tansaku-test-array", queue="debug", array="0-2", memory_mb=100, walltime=120,
                   log_dir=str(tmp_path / "logs"), working_dir=str(tmp_path),
                   command=("sh", "-c", 'echo "$1 $2" > "$3"', "sh", "element", "{array_index}",
                            str(out) + "-{array_index}"))
@@ -31,9 +31,9 @@ def test_job_array_runs_every_element_to_done(slurm: str, tmp_path: Path) -> Non
     assert len(list((tmp_path / "logs").glob("tansaku-test-array-*_*.out"))) == 3
 
 
-def test_cancel_a_running_job(slurm: str, tmp_path: Path) -> None:
+def test_cancel_a_running_job(tmp_path: Path) -> None:
     started = tmp_path / "started"
-    job = JobSpec(name="tansaku-test-cancel", queue=slurm, memory_mb=100, walltime=300, working_dir=str(tmp_path),
+    job = JobSpec(name="tansaku-test-cancel", queue="debug", memory_mb=100, walltime=300, working_dir=str(tmp_path),
                   log_dir=str(tmp_path), command=("sh", "-c", f"touch {started}; sleep 200"))
     job_id = submit(job, "slurm", tmp_path / "job.sh")
     wait_for(started.exists, 60, what="the job to start")
@@ -42,8 +42,8 @@ def test_cancel_a_running_job(slurm: str, tmp_path: Path) -> None:
     wait_for(lambda: poll("slurm", [job_id])[job_id] == CANCELLED, 60, what=f"job {job_id} cancelled")
 
 
-def test_failed_job_and_scontrol_agree(slurm: str, tmp_path: Path) -> None:
-    job = JobSpec(name="tansaku-test-fail", queue=slurm, memory_mb=100, walltime=60, working_dir=str(tmp_path),
+def test_failed_job_and_scontrol_agree(tmp_path: Path) -> None:
+    job = JobSpec(name="tansaku-test-fail", queue="debug", memory_mb=100, walltime=60, working_dir=str(tmp_path),
                   log_dir=str(tmp_path), command=("sh", "-c", "exit 3"))
     job_id = submit(job, "slurm", tmp_path / "job.sh")
     wait_for(lambda: poll("slurm", [job_id])[job_id] == FAILED, 60, what=f"job {job_id} failed")
@@ -53,5 +53,5 @@ def test_failed_job_and_scontrol_agree(slurm: str, tmp_path: Path) -> None:
     assert slurm_parse.scontrol_states(shown.stdout) == {job_id: FAILED}
 
 
-def test_forgotten_or_unknown_job_is_unknown(slurm: str) -> None:
+def test_forgotten_or_unknown_job_is_unknown() -> None:
     assert poll("slurm", ["999999"]) == {"999999": "unknown"}

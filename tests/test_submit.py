@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from slurm_cluster import slurm, wait_for  # noqa: F401  (session fixture)
+from slurm_cluster import slurm, wait_for  # noqa: F401  (session fixture, used by name)
 
 from tansaku.hpc.jobs import ACTIVE_STATES, DONE
 from tansaku.hpc.schedulers import cancel, poll_elements
@@ -22,7 +22,7 @@ from tansaku.workflows.campaign import load_campaign
 from tansaku.workflows.planfile import read_task_ids
 from tansaku.workflows.submit import job_statuses, read_jobs
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.usefixtures("slurm"), pytest.mark.slow, pytest.mark.timeout(600)]
 
 # 36 tasks of 32-atom cells (about 1-2 s each with EMT)
 CAMPAIGN = """
@@ -97,7 +97,7 @@ def check_store(campaign, reference: dict[str, float]) -> None:
     np.testing.assert_allclose([got[t] for t in reference], list(reference.values()), rtol=0, atol=1e-8)
 
 
-def test_job_array_with_cancelled_elements_resumes_and_collects(slurm: str, tmp_path: Path, reference) -> None:
+def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, reference) -> None:
     path = write(tmp_path, "array", "tasks_per_element = 4\nwalltime = \"10m\"")
     campaign = load_campaign(path)
     dry = tansaku(tmp_path, "submit", path.name, "--dry-run")
@@ -126,7 +126,7 @@ def test_job_array_with_cancelled_elements_resumes_and_collects(slurm: str, tmp_
     assert json.loads((tmp_path / "array.jobs.json").read_text())["jobs"][0]["job_id"] == job.job_id
 
 
-def test_packed_job_with_short_walltime_ends_cleanly_and_resume_finishes(slurm: str, tmp_path: Path,
+def test_packed_job_with_short_walltime_ends_cleanly_and_resume_finishes(tmp_path: Path,
                                                                           reference) -> None:
     path = write(tmp_path, "packed", 'cores = 2\nwalltime = "35s"\ndeadline_margin = "5s"\ntask_seconds = 2')
     campaign = load_campaign(path)

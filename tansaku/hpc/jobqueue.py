@@ -24,10 +24,10 @@ def cluster_options(scheduler: str, job: JobSpec, processes: int = 0, interface:
     processes = processes or job.total_cpus
     memory_mb = job.memory_mb or DEFAULT_MEMORY_PER_PROCESS_MB * processes
     prologue = [*job.setup, *(f"export {name}={shlex.quote(value)}" for name, value in job.environment.items())]
-    options: dict[str, Any] = dict(
-        cores=job.total_cpus, processes=processes, memory=f"{memory_mb}MiB", job_name=job.name,
-        queue=job.queue, job_extra_directives=list(job.directives), job_script_prologue=prologue,
-        log_directory=job.log_dir, interface=interface)
+    options: dict[str, Any] = {
+        "cores": job.total_cpus, "processes": processes, "memory": f"{memory_mb}MiB", "job_name": job.name,
+        "queue": job.queue, "job_extra_directives": list(job.directives), "job_script_prologue": prologue,
+        "log_directory": job.log_dir, "interface": interface}
     if job.walltime:
         options["walltime"] = format_hms(job.walltime)[:-3] if scheduler == "lsf" else format_hms(job.walltime)
     if job.account:

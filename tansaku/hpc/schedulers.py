@@ -58,9 +58,9 @@ def _run(command: Sequence[str], stdin_path: Path | None = None) -> subprocess.C
         if stdin_path is not None:
             with open(stdin_path, "rb") as stdin:
                 return subprocess.run(list(command), stdin=stdin, capture_output=True, text=True,
-                                      timeout=COMMAND_TIMEOUT)
+                                      timeout=COMMAND_TIMEOUT, check=False)
         return subprocess.run(list(command), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=COMMAND_TIMEOUT)
+                              timeout=COMMAND_TIMEOUT, check=False)
     except FileNotFoundError:
         raise SchedulerError(f"{command[0]}: command not found (is this a {command[0]} cluster login node?)") \
             from None

@@ -12,8 +12,8 @@ from pathlib import Path
 from tansaku.hpc.jobs import JobSpec
 from tansaku.hpc.threads import worker_environment
 from tansaku.results.record import Record
-from tansaku.workflows.executors import Executor, TaskRunner, dask_executor
 from tansaku.workflows.campaign import CampaignError
+from tansaku.workflows.executors import Executor, TaskRunner, dask_executor
 from tansaku.workflows.machine import SchedulerSettings, load_machine
 from tansaku.workflows.run_task import run_task
 from tansaku.workflows.tasks import Task

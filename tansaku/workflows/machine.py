@@ -72,8 +72,8 @@ class SchedulerSettings:
 
 
 SCHEDULER_KEYS = {"name", "queue", "account", "walltime", "memory", "cores", "nodes", "tasks_per_element",
-                  "max_array_size", "max_running", "deadline_margin", "task_seconds", "directives", "setup", "environment",
-                  "template_dir", "log_dir", "jobqueue"}
+                  "max_array_size", "max_running", "deadline_margin", "task_seconds", "directives", "setup",
+                  "environment", "template_dir", "log_dir", "jobqueue"}
 
 
 def _positive(reader: _Reader, name: str, default: int, minimum: int = 1) -> int:
