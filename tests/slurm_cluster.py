@@ -41,6 +41,15 @@ def slurm() -> str:
     return "debug"
 
 
+@pytest.fixture()
+def slurm_jobs():
+    """Job ids a test submits; whatever is still queued or running at its end (a failed test) is cancelled."""
+    jobs: list[str] = []
+    yield jobs
+    if jobs:
+        subprocess.run(["scancel", *jobs], capture_output=True, timeout=30, check=False)
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
     """Poll ``predicate()`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

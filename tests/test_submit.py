@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from slurm_cluster import slurm, wait_for  # noqa: F401  (session fixture, used by name)
+from slurm_cluster import slurm, slurm_jobs, wait_for  # noqa: F401  (fixtures, used by name)
 
 from tansaku.hpc.jobs import ACTIVE_STATES, DONE
 from tansaku.hpc.schedulers import cancel, poll_elements
@@ -97,7 +97,8 @@ def check_store(campaign, reference: dict[str, float]) -> None:
     np.testing.assert_allclose([got[t] for t in reference], list(reference.values()), rtol=0, atol=1e-8)
 
 
-def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, reference) -> None:
+def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, reference,
+                                                                slurm_jobs: list[str]) -> None:
     path = write(tmp_path, "array", "tasks_per_element = 4\nwalltime = \"10m\"")
     campaign = load_campaign(path)
     dry = tansaku(tmp_path, "submit", path.name, "--dry-run")
@@ -105,6 +106,7 @@ def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, 
     first = tansaku(tmp_path, "submit", path.name, "--scheduler", "slurm")
     assert "array of 9 elements, 36 tasks" in first.stderr
     [job] = read_jobs(campaign)
+    slurm_jobs.append(job.job_id)
     # cancel one element while it runs (some of its tasks may be in its shard) and two still queued
     running = wait_for(lambda: [e for j, e, s in poll_elements("slurm", [job.job_id]) if s == "running"], 120,
                        what="a running array element")
@@ -114,6 +116,7 @@ def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, 
     resumed = tansaku(tmp_path, "submit", path.name, "--resume")
     assert "submitted slurm job" in resumed.stderr
     jobs = read_jobs(campaign)
+    slurm_jobs.append(jobs[-1].job_id)
     assert len(jobs) == 2 and 0 < jobs[1].tasks <= 12  # only the cancelled elements' unfinished tasks
     wait_until_idle(campaign)
     status = tansaku(tmp_path, "status", path.name)
@@ -126,11 +129,12 @@ def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, 
     assert json.loads((tmp_path / "array.jobs.json").read_text())["jobs"][0]["job_id"] == job.job_id
 
 
-def test_packed_job_with_short_walltime_ends_cleanly_and_resume_finishes(tmp_path: Path,
-                                                                          reference) -> None:
+def test_packed_job_with_short_walltime_ends_cleanly_and_resume_finishes(tmp_path: Path, reference,
+                                                                          slurm_jobs: list[str]) -> None:
     path = write(tmp_path, "packed", 'cores = 2\nwalltime = "35s"\ndeadline_margin = "5s"\ntask_seconds = 2')
     campaign = load_campaign(path)
     tansaku(tmp_path, "submit", path.name, "--mode", "packed")
+    slurm_jobs.extend(j.job_id for j in read_jobs(campaign))
     wait_until_idle(campaign, timeout=120)
     [first] = job_statuses(read_jobs(campaign))
     assert first.state == DONE  # ended by itself before the walltime: not TIMEOUT, not cancelled
@@ -143,6 +147,7 @@ def test_packed_job_with_short_walltime_ends_cleanly_and_resume_finishes(tmp_pat
     resumed = tansaku(tmp_path, "submit", path.name, "--mode", "packed", "--resume", "--machine",
                       str(_machine(tmp_path)))
     assert f"{pending} tasks pending" in resumed.stderr
+    slurm_jobs.extend(j.job_id for j in read_jobs(campaign))
     wait_until_idle(campaign)
     tansaku(tmp_path, "collect", path.name)
     check_store(campaign, reference)
