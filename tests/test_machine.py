@@ -96,6 +96,12 @@ def test_machine_file_replaces_the_campaign_table_and_keeps_task_ids(tmp_path: P
     assert [t.task_id for t in make_plan(campaign).tasks] == plain
 
 
+def test_dask_jobqueue_executor_needs_a_scheduler_table() -> None:
+    with pytest.raises(CampaignError, match="^c.toml: scheduler: executor 'dask-jobqueue' needs a \\[scheduler\\] table"):
+        parse_campaign(BASE + '[execution]\nexecutor = "dask-jobqueue"\n', source="c.toml")
+    assert parse_campaign(BASE + '[execution]\nexecutor = "dask-jobqueue"\n' + SCHEDULER).scheduler.cores == 8
+
+
 def test_bad_machine_file(tmp_path: Path) -> None:
     with pytest.raises(CampaignError, match="cannot read machine file"):
         load_machine(tmp_path / "missing.toml")

@@ -340,15 +340,44 @@ register_executor(ExecutorSpec(
     "under mpiexec: rank 0 plans and writes, the other ranks pull tasks from a queue (needs mpi4py)"))
 
 
-def _jobqueue_factory(options: Mapping[str, Any], run: TaskRunner, scheduler: Any) -> Executor:
-    from tansaku.workflows.jobqueue_executor import jobqueue_executor
+def jobqueue_worker_job(settings: Any, log_dir: str):
+    """One Dask job from ``[scheduler]`` settings (workflows.machine.SchedulerSettings): ``cores`` cores,
+    this Python's PYTHONPATH, BLAS/OpenMP pinned to one thread per worker process."""
+    from tansaku.hpc.jobs import JobSpec
 
-    return jobqueue_executor(options["machine"] or scheduler, run)
+    environment = {**worker_environment(1), **settings.environment}
+    if os.environ.get("PYTHONPATH"):
+        environment.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    return JobSpec(name="tansaku-dask", command=("dask", "worker"), nodes=1, cpus_per_task=settings.cores,
+                   memory_mb=settings.memory_mb, walltime=settings.walltime, queue=settings.queue,
+                   account=settings.account, directives=settings.directives, setup=settings.setup,
+                   environment=environment, log_dir=str(settings.log_dir or log_dir))
+
+
+def jobqueue_executor(settings: Any, run: TaskRunner = run_task, log_dir: str = "dask-jobqueue-logs") -> Executor:
+    """Dask workers started as batch jobs (dask-jobqueue) from ``[scheduler]`` settings, scaled adaptively
+    between ``[scheduler.jobqueue]`` minimum_jobs and maximum_jobs; closed when the tasks are done. This
+    process stays the one writer of the store, as with the local Dask executor."""
+    if settings is None:
+        raise ValueError("executor 'dask-jobqueue' needs a [scheduler] table in the campaign")
+
+    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+        from tansaku.hpc.jobqueue import make_cluster
+
+        queue_settings = settings.jobqueue
+        processes = queue_settings.processes or settings.cores
+        cluster = make_cluster(settings.name, jobqueue_worker_job(settings, log_dir),
+                               minimum_jobs=queue_settings.minimum_jobs, maximum_jobs=queue_settings.maximum_jobs,
+                               processes=processes, interface=queue_settings.interface)
+        try:
+            yield from dask_executor(queue_settings.maximum_jobs * processes, run=run, address=cluster)(tasks)
+        finally:
+            cluster.close()
+
+    return execute
 
 
 register_executor(ExecutorSpec(
-    "dask-jobqueue", _jobqueue_factory,
-    (ExecutorOption("machine", str, "", None, "machine profile TOML with a [scheduler] table (default: the "
-                                              "campaign's [scheduler])"),),
-    "Dask workers in batch jobs (SLURM/PBS/Torque/LSF via dask-jobqueue), scaled adaptively; "
-    "this process writes the store", uses_scheduler=True))
+    "dask-jobqueue", lambda o, run, scheduler: jobqueue_executor(scheduler, run), (),
+    "Dask workers in batch jobs (SLURM/PBS/Torque/LSF via dask-jobqueue) from the campaign's [scheduler], "
+    "scaled adaptively; this process writes the store", uses_scheduler=True))

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from tansaku.hpc.jobs import parse_memory, parse_walltime
 from tansaku.hpc.schedulers import SCHEDULERS
-from tansaku.workflows.campaign import CampaignError, _Reader
+from tansaku.workflows.reader import CampaignError, _Reader
 
 
 @dataclass(frozen=True)
