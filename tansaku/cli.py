@@ -244,6 +244,8 @@ def status(
                       f"({st.stored} in the store, {st.in_shards} only in shards not yet collected)", highlight=False)
             for line in st.unreadable_shards:
                 err.print(f"[yellow]unreadable shard:[/] {line}", highlight=False)
+        if target.suffix == ".toml":
+            _print_jobs(campaign)
         if not results.exists():
             out.print(f"{results}: no results yet", highlight=False)
             return
@@ -321,6 +323,78 @@ def collect(
                   f"row, {report.skipped} already stored{note}", highlight=False)
     err.print(f"collected {len(summary.shards)} shard(s) from {folder} into {campaign.output}: {summary.added} added, "
               f"{summary.replaced} replaced, {summary.skipped} already stored", highlight=False)
+
+
+@app.command()
+def submit(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="slurm, pbs, torque or lsf (overrides the campaign's \\[scheduler] name)")] = None,
+    mode: Annotated[str, typer.Option(help="array: a job array, each element a share of the tasks; packed: one "
+                                           "allocation running a worker pool on all its cores")] = "array",
+    resume: Annotated[bool, typer.Option("--resume", help="submit only tasks neither stored, in a shard, nor "
+                                                          "covered by a queued/running job")] = False,
+    machine: Annotated[Optional[Path], typer.Option(help="machine profile TOML with a \\[scheduler] table "
+                                                         "(replaces the campaign's)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the job script, submit nothing")] = False,
+) -> None:
+    """Run the campaign's saved plan as batch jobs writing shards; `status` follows them, `collect` merges."""
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.collect import shards_dir
+    from tansaku.workflows.machine import scheduler_settings
+    from tansaku.workflows.plan import UnsupportedElementsError
+    from tansaku.workflows.planfile import PlanError
+    from tansaku.workflows.status import pending_task_ids
+    from tansaku.workflows.submit import SubmitError, jobs_path, submit_campaign
+
+    try:
+        campaign = load_campaign(campaign_file)
+        settings = scheduler_settings(campaign.scheduler, machine, scheduler)
+        _plan(campaign)
+        pending = pending_task_ids(campaign)
+        result = submit_campaign(campaign, campaign_file, settings, pending, shards_dir(campaign.output), mode=mode,
+                                 resume=resume, dry_run=dry_run)
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError, PlanError, SubmitError) as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"{result.pending} tasks pending (neither stored nor in a shard), {result.covered} of them covered by "
+              f"queued/running jobs", highlight=False)
+    if result.submitted == 0:
+        err.print("nothing to submit", highlight=False)
+    elif dry_run:
+        sys.stdout.write(result.script_text)  # verbatim: no wrapping of long command lines
+        err.print(f"dry run: would submit {result.submitted} tasks ({mode} mode) to {settings.name}", highlight=False)
+    else:
+        job = result.job
+        shape = f"array of {job.elements} elements" if job.mode == "array" else "packed job"
+        err.print(f"submitted {settings.name} job {job.job_id} ({shape}, {job.tasks} tasks); recorded in "
+                  f"{jobs_path(campaign)}; follow with `tansaku status {campaign_file}`, merge with "
+                  f"`tansaku collect {campaign_file}`", highlight=False)
+
+
+def _print_jobs(campaign) -> None:
+    """The campaign's submitted batch jobs and their states (as far as the scheduler still knows them)."""
+    from tansaku.hpc.jobs import SchedulerError
+    from tansaku.workflows.submit import SubmitError, job_statuses, read_jobs
+
+    try:
+        jobs = read_jobs(campaign)
+        if not jobs:
+            return
+        statuses = job_statuses(jobs)
+    except (SubmitError, SchedulerError) as exc:
+        err.print(f"[yellow]jobs not shown:[/] {exc}", highlight=False)
+        return
+    table = Table(title="batch jobs", title_justify="left")
+    for column in ("job", "scheduler", "mode", "tasks", "state", "elements"):
+        table.add_column(column)
+    for st in statuses:
+        counts: dict[str, int] = {}
+        for state in st.elements.values():
+            counts[state] = counts.get(state, 0) + 1
+        elements = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) if st.job.mode == "array" else ""
+        table.add_row(st.job.job_id, st.job.scheduler, st.job.mode, str(st.job.tasks), st.state, elements)
+    out.print(table)
 
 
 @app.command()

@@ -267,6 +267,7 @@ class ExecutorSpec:
     options: tuple[ExecutorOption, ...] = ()
     description: str = ""
     parallel: bool = True  # runs several tasks at once (has a ``workers`` option or ranks)
+    uses_scheduler: bool = False  # factory(options, run, scheduler): gets the campaign's [scheduler] settings
 
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -300,12 +301,14 @@ def n_workers(options: Mapping[str, Any]) -> int:
     return int(options.get("workers") or os.cpu_count() or 1)
 
 
-def make_executor(name: str, options: Mapping[str, Any] | None = None, run: TaskRunner = run_task) -> Executor:
-    """The executor called ``name`` with ``options`` (validated [execution] options; missing ones default)."""
+def make_executor(name: str, options: Mapping[str, Any] | None = None, run: TaskRunner = run_task,
+                  scheduler: Any = None) -> Executor:
+    """The executor called ``name`` with ``options`` (validated [execution] options; missing ones default);
+    ``scheduler``: the campaign's [scheduler] settings, for executors that start batch jobs."""
     spec = get_executor_spec(name)
     resolved = {o.name: o.default for o in spec.options}
     resolved.update(options or {})
-    return spec.factory(resolved, run)
+    return spec.factory(resolved, run, scheduler) if spec.uses_scheduler else spec.factory(resolved, run)
 
 
 register_executor(ExecutorSpec(
@@ -361,3 +364,46 @@ def _mpi_factory(options: Mapping[str, Any], run: TaskRunner) -> Executor:
 register_executor(ExecutorSpec(
     "mpi", _mpi_factory, (THREADS,),
     "under mpiexec: rank 0 plans and writes, the other ranks pull tasks from a queue (needs mpi4py)"))
+
+
+def jobqueue_worker_job(settings: Any, log_dir: str):
+    """One Dask job from ``[scheduler]`` settings (workflows.machine.SchedulerSettings): ``cores`` cores,
+    this Python's PYTHONPATH, BLAS/OpenMP pinned to one thread per worker process."""
+    from tansaku.hpc.jobs import JobSpec
+
+    environment = {**worker_environment(1), **settings.environment}
+    if os.environ.get("PYTHONPATH"):
+        environment.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    return JobSpec(name="tansaku-dask", command=("dask", "worker"), nodes=1, cpus_per_task=settings.cores,
+                   memory_mb=settings.memory_mb, walltime=settings.walltime, queue=settings.queue,
+                   account=settings.account, directives=settings.directives, setup=settings.setup,
+                   environment=environment, log_dir=str(settings.log_dir or log_dir))
+
+
+def jobqueue_executor(settings: Any, run: TaskRunner = run_task, log_dir: str = "dask-jobqueue-logs") -> Executor:
+    """Dask workers started as batch jobs (dask-jobqueue) from ``[scheduler]`` settings, scaled adaptively
+    between ``[scheduler.jobqueue]`` minimum_jobs and maximum_jobs; closed when the tasks are done. This
+    process stays the one writer of the store, as with the local Dask executor."""
+    if settings is None:
+        raise ValueError("executor 'dask-jobqueue' needs a [scheduler] table in the campaign")
+
+    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+        from tansaku.hpc.jobqueue import make_cluster
+
+        queue_settings = settings.jobqueue
+        processes = queue_settings.processes or settings.cores
+        cluster = make_cluster(settings.name, jobqueue_worker_job(settings, log_dir),
+                               minimum_jobs=queue_settings.minimum_jobs, maximum_jobs=queue_settings.maximum_jobs,
+                               processes=processes, interface=queue_settings.interface)
+        try:
+            yield from dask_executor(queue_settings.maximum_jobs * processes, run=run, address=cluster)(tasks)
+        finally:
+            cluster.close()
+
+    return execute
+
+
+register_executor(ExecutorSpec(
+    "dask-jobqueue", lambda o, run, scheduler: jobqueue_executor(scheduler, run), (),
+    "Dask workers in batch jobs (SLURM/PBS/Torque/LSF via dask-jobqueue) from the campaign's [scheduler], "
+    "scaled adaptively; this process writes the store", uses_scheduler=True))

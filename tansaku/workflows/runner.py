@@ -102,7 +102,8 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
         summary.already_stored = len(plan.tasks) - len(todo)
         if todo:
             executor = executor or make_executor(campaign.execution.executor, campaign.execution.options,
-                                                 functools.partial(run_task, runtime=campaign.calculator.runtime))
+                                                 functools.partial(run_task, runtime=campaign.calculator.runtime),
+                                                 scheduler=campaign.scheduler)
             store_records(store, executor, todo, summary, campaign.execution, campaign.name, console, show_progress,
                           start=start)
     summary.wall_seconds = time.perf_counter() - start
