@@ -1,5 +1,5 @@
 """``python -m tansaku`` is the ``tansaku`` command."""
 
-from tansaku.cli import app
+from tansaku.cli import main
 
-app(prog_name="tansaku")
+main()

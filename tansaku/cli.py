@@ -9,17 +9,37 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="tansaku (探索): high-throughput screening of candidate crystals.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables piped to files
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+# markup off: labels, file names and user text like "[[prototypes]]" or "[/x]" are printed as written
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False)  # no wrapping of tables piped to files
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def main() -> None:
+    """The ``tansaku`` command: known errors are one line each (raised as ``_fail``); an unexpected internal
+    error is one line too, with the full traceback written to a file for a bug report."""
+    try:
+        app(prog_name="tansaku")
+    except Exception as exc:  # a bug, not bad input: never show the user a traceback
+        import tempfile
+        import time
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix=f"tansaku-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+        with open(fd, "w") as fh:
+            fh.write(f"tansaku {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+        err.print(f"error: internal error ({type(exc).__name__}: {exc}); this is a tansaku bug. "
+                  f"The full traceback is in {path}", highlight=False, soft_wrap=True)
+        sys.exit(70)  # EX_SOFTWARE
 
 
 @app.command()
@@ -154,7 +174,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     except (RankingError, StoreError, OSError) as exc:
         if strict:
             raise _fail(f"{results}: {exc}") from None
-        err.print(f"[yellow]ranking skipped:[/] {exc}", highlight=False)
+        err.print(f"[yellow]ranking skipped:[/] {escape(str(exc))}", highlight=False, markup=True)
         return
     ranked = table[table["rank"] > 0]
     skipped = derived_attrs(results).get("skipped_objectives", "")

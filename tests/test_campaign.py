@@ -101,3 +101,10 @@ def test_unsupported_elements_are_rejected_before_any_task_with_the_candidates()
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CampaignError, match="cannot read campaign file"):
         load_campaign(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("table, key, value", [("relax", "fmax", "nan"), ("relax", "fmax", "inf"),
+                                                ("relax", "fmax", "-inf"), ("execution", "flush_seconds", "nan")])
+def test_non_finite_numbers_are_refused_with_their_key(table, key, value):
+    with pytest.raises(CampaignError, match=rf"c.toml: {table}.{key}: expected a finite number"):
+        parse_campaign(GOOD + f"[{table}]\n{key} = {value}\n", source="c.toml")

@@ -22,9 +22,11 @@ def test_non_dominated_matches_brute_force(dims):
     np.testing.assert_array_equal(non_dominated(points), brute_front(points))
 
 
-def test_pareto_ranks_are_successive_fronts():
+@pytest.mark.parametrize("kind", ["continuous", "discrete"])
+def test_pareto_ranks_are_successive_fronts(kind):
     rng = np.random.default_rng(1)
-    points = rng.random((120, 3))
+    # discrete values: many ties in single objectives and many identical points
+    points = rng.random((120, 3)) if kind == "continuous" else rng.integers(0, 4, (200, 3)).astype(float)
     ranks = pareto_ranks(points, max_fronts=4)
     remaining = np.arange(len(points))
     for front_index in range(4):

@@ -247,3 +247,22 @@ def test_many_rows_grouped_by_composition_agree_with_pymatgen():
         entry = ComputedEntry(Composition(dict(zip(elements, counts[i].tolist()))), float(energies[i]))
         _, e_hull = pd.get_decomp_and_e_above_hull(entry, allow_negative=True)
         assert result.e_above_hull[i] == pytest.approx(e_hull, abs=TOL)
+
+
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_reference_file_cannot_make_tansaku_import_a_module(tmp_path, monkeypatch, where):
+    """A reference-entries file is data: a module it names is refused, never imported (monty would)."""
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "evil_refs_module.py").write_text(
+        f"open({str(marker)!r}, 'w').write('imported')\nclass ComputedEntry: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = ComputedEntry("Fe", -8.3, entry_id="ref-Fe").as_dict()
+    if where == "top":
+        entry["@module"] = "evil_refs_module"
+    else:
+        entry["energy_adjustments"] = [{"@module": "evil_refs_module", "@class": "ComputedEntry"}]
+    path = tmp_path / "refs.json"
+    path.write_text(json.dumps([entry]))
+    with pytest.raises(ValueError, match="refs.json: item 0"):
+        load_reference_entries(path)
+    assert not marker.exists()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import stat
 from pathlib import Path
 
-from tansaku.results.errors import StoreLockedError
+from tansaku.results.errors import StoreError, StoreLockedError
 
 
 class WriterLock:
@@ -22,7 +23,18 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock; the lock file must be our own regular file: a symlink or a hard link planted
+        at its name is refused before anything is written (it could point at another file)."""
+        try:  # 0o666: the user's umask decides the permissions, as for any file the user creates
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            problem = "is a symbolic link" if os.path.islink(self.path) else exc.strerror
+            raise StoreError(f"cannot use lock file {self.path}: {problem} (remove it if it is not yours)") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            raise StoreError(f"cannot use lock file {self.path}: not a plain file of its own (a link to another "
+                             f"file?); remove it if it is not yours")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

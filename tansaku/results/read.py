@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
+from h5py import h5f, h5p
 
 from tansaku.results.errors import RecordNotFoundError, StoreError
 from tansaku.results.record import STATUS_OK, Record
@@ -33,19 +36,71 @@ Source = str | os.PathLike | h5py.File
 DERIVED = "derived"  # group: derived columns (tansaku.results.derived), one entry per row for its first rows
 
 
+# HDF5 retries a metadata read that fails its checksum (a SWMR reader can catch a writer mid-flush),
+# doubling its sleep each time: its SWMR default of 100 attempts sleeps for ever on a damaged file.
+# 30 attempts wait about 1 s in all (measured), far longer than any flush of a live writer.
+SWMR_READ_ATTEMPTS = 30
+
+
+@functools.cache
+def _set_metadata_read_attempts() -> Callable[[int, int], int] | None:
+    """``H5Pset_metadata_read_attempts`` of the HDF5 library h5py is linked to (h5py does not wrap it)."""
+    try:
+        function = ctypes.CDLL(h5p.__file__).H5Pset_metadata_read_attempts  # found among h5p's dependencies
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+    return function
+
+
+def _reader_access() -> h5p.PropFAID:
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_file_locking(False, False)
+    setter = _set_metadata_read_attempts()
+    if setter is not None:
+        setter(fapl.id, SWMR_READ_ATTEMPTS)
+    return fapl
+
+
 def open_for_reading(path: str | os.PathLike) -> h5py.File:
     """Open a store read-only in SWMR mode (works while a writer runs and after a writer crashed).
 
     HDF5 file locking is off, as in the writer: the store's single writer is guarded by its own lock
-    file, and a reader holding the file open must not stop a writer from starting.
+    file, and a reader holding the file open must not stop a writer from starting. Metadata reads are
+    retried for about a second, not for ever, so a truncated or damaged file raises StoreError.
     """
-    f = h5py.File(path, "r", swmr=True, locking=False)
+    if not os.path.isfile(path):
+        what = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise StoreError(f"{os.fspath(path)}: {what}, not a tansaku results store")
+    try:
+        fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_reader_access())
+    except (OSError, RuntimeError) as exc:
+        raise damaged(path, exc) from None
+    f = h5py.File(fid)
     try:
         check_schema(f)
-    except BaseException:
+    except BaseException as exc:
         f.close()
+        if is_hdf5_failure(exc):
+            raise damaged(path, exc) from None
         raise
     return f
+
+
+def is_hdf5_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is HDF5 failing to read the file (h5py raises these as OSError, RuntimeError or a
+    KeyError whose message starts with "Unable to"), as opposed to a caller's mistake."""
+    if isinstance(exc, KeyError):
+        return str(exc.args[0] if exc.args else "").startswith("Unable to")
+    return isinstance(exc, OSError | RuntimeError)
+
+
+def damaged(path: str | os.PathLike, exc: BaseException) -> StoreError:
+    """The error for a file HDF5 cannot read (not HDF5, truncated, corrupted), naming the file."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    reason = text.split("(", 1)[-1].rstrip(")") if "(" in text else text
+    return StoreError(f"{os.fspath(path)}: not a readable HDF5 results file (truncated, damaged or not HDF5: "
+                      f"{reason.strip() or type(exc).__name__})")
 
 
 def check_schema(f: h5py.File) -> None:
@@ -67,6 +122,10 @@ def _reading(source: Source) -> Iterator[h5py.File]:
     f = open_for_reading(source)
     try:
         yield f
+    except (OSError, RuntimeError, KeyError) as exc:
+        if is_hdf5_failure(exc):  # HDF5 could not read a part of the file: say which file
+            raise damaged(source, exc) from None
+        raise
     finally:
         f.close()
 
@@ -79,8 +138,13 @@ def _dataset(f: h5py.File, name: str) -> h5py.Dataset:
 
 
 def committed_rows(f: h5py.File) -> int:
-    """The number of committed rows of an open store (re-read from disk in SWMR mode)."""
-    return int(_dataset(f, COMMITTED)[0])
+    """The number of committed rows of an open store (re-read from disk in SWMR mode), checked against
+    the length of the columns, so a damaged counter is an error and never a wrong count."""
+    n = int(_dataset(f, COMMITTED)[0])
+    rows = _dataset(f, f"{RECORDS}/task_id").shape[0]
+    if not 0 <= n <= rows:
+        raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but the columns hold {rows}")
+    return n
 
 
 def atoms_end(f: h5py.File, n: int) -> int:

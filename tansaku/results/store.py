@@ -22,7 +22,7 @@ from h5py import h5f, h5p, h5s
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
 from tansaku.results.pack import pack
-from tansaku.results.read import atoms_end, check_schema, committed_rows, read_columns
+from tansaku.results.read import atoms_end, check_schema, committed_rows, damaged, read_columns
 from tansaku.results.record import STATUS_OK, Record
 from tansaku.results.recover import (
     is_crashed_writer_error,
@@ -109,7 +109,7 @@ class Store:
                 h5 = _open_swmr_writer(path)
             except OSError as e:
                 if not is_crashed_writer_error(e):
-                    raise
+                    raise damaged(path, e) from None
                 log.warning("%s was left open by a killed writer: recovering its committed rows", path)
                 rewrite(path, update)
                 h5 = _open_swmr_writer(path)

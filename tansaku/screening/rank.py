@@ -90,46 +90,19 @@ def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Criterion],
     return mask
 
 
-def _dominated_by(front: np.ndarray, points: np.ndarray, chunk_elements: int = 1 << 22) -> np.ndarray:
-    """Mask of ``points`` dominated by at least one row of ``front`` (minimisation), in memory-bounded chunks."""
-    mask = np.zeros(len(points), dtype=bool)
-    if not len(front) or not len(points):
-        return mask
-    step = max(1, chunk_elements // (len(front) * points.shape[1]))
-    for lo in range(0, len(points), step):
-        block = points[lo:lo + step, None, :]
-        mask[lo:lo + step] = np.any(np.all(front <= block, axis=2) & np.any(front < block, axis=2), axis=1)
-    return mask
-
-
-def non_dominated(points: np.ndarray, block: int = 256) -> np.ndarray:
-    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised).
-
-    Rows are visited by increasing sum (a dominator always has a smaller sum): each block of ``block`` rows
-    keeps its members not dominated within the block, and those prune every later row at once. The cost is
-    about N x (front size) x objectives vectorised operations.
-    """
-    remaining = np.argsort(points.sum(axis=1), kind="stable")
-    front: list[np.ndarray] = []
-    while len(remaining):
-        head, remaining = remaining[:block], remaining[block:]
-        head = head[~_dominated_by(points[head], points[head])]
-        front.append(head)
-        remaining = remaining[~_dominated_by(points[head], points[remaining])]
-    return np.sort(np.concatenate(front)) if front else np.array([], dtype=np.int64)
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Indices of the Pareto-optimal rows of ``points`` (all objectives minimised), ascending."""
+    return np.flatnonzero(pareto_ranks(points, max_fronts=1) == 0)
 
 
 def pareto_ranks(points: np.ndarray, max_fronts: int = 5) -> np.ndarray:
-    """Front index of each row (0 = Pareto front); rows beyond ``max_fronts`` fronts get ``max_fronts``."""
-    ranks = np.full(len(points), max_fronts, dtype=np.int64)
-    remaining = np.arange(len(points))
-    for front_index in range(max_fronts):
-        if len(remaining) == 0:
-            break
-        front = remaining[non_dominated(points[remaining])]
-        ranks[front] = front_index
-        remaining = np.setdiff1d(remaining, front, assume_unique=True)
-    return ranks
+    """Front index of each row (0 = Pareto front); rows beyond ``max_fronts`` fronts get ``max_fronts``.
+
+    Efficient non-dominated sorting in numba (screening/pareto.py): 10^6 rows, fronts 0-4, in seconds.
+    """
+    from tansaku.screening.pareto import front_indices  # numba: imported when a ranking is computed
+
+    return front_indices(points, max_fronts)
 
 
 def weighted_score(points: np.ndarray, weights: np.ndarray) -> np.ndarray:

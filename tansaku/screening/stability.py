@@ -228,29 +228,74 @@ def _hull(pd: PhaseDiagram, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (amounts * data[vertices, -1]).sum(axis=1), vertices, amounts
 
 
+# Modules a reference-entries file may name in "@module": the file is data, and monty's decoder would
+# import whatever module the data names. Entries, their structures and energy adjustments live here.
+TRUSTED_MODULE_PREFIXES = ("pymatgen.entries.", "pymatgen.core.")
+TRUSTED_MODULES = frozenset({"numpy", "datetime", "builtins"})
+
+
+def _untrusted_module(item: object) -> str | None:
+    """The first ``@module`` inside ``item`` (nested dicts/lists) that is not a trusted pymatgen module."""
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module = node.get("@module")
+            if module is not None and not (module in TRUSTED_MODULES or (
+                    isinstance(module, str) and module.startswith(TRUSTED_MODULE_PREFIXES))):
+                return str(module)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _read_json(path: Path) -> object:
+    """JSON from ``path``, gzip- or bz2-compressed when the name says so."""
+    import bz2
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else bz2.open if path.suffix == ".bz2" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def load_reference_entries(path: str | os.PathLike) -> list[ComputedEntry]:
     """Read a JSON list of ComputedEntry / ComputedStructureEntry (written with monty's MontyEncoder).
 
-    ``.json.gz`` / ``.json.bz2`` work too.  Any problem raises ValueError naming the file.
+    ``.json.gz`` / ``.json.bz2`` work too.  The file is data: only entries whose ``@module``/``@class``
+    (and those of everything nested in them) name pymatgen's entry and core classes are decoded; no module
+    named in the file is ever imported otherwise.  Any problem raises ValueError naming the file.
     """
-    from monty.serialization import loadfn
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
 
+    classes = {"ComputedEntry": ComputedEntry, "ComputedStructureEntry": ComputedStructureEntry}
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"reference entries file {path} does not exist")
     try:
-        data = loadfn(path)
-    except (ValueError, json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a JSON file of pymatgen entries ({exc})") from exc
+        data = _read_json(path)
+    except (ValueError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a JSON file of pymatgen entries ({exc})") from None
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of ComputedEntry objects, found {type(data).__name__}")
     if not data:
         raise ValueError(f"{path}: the list of reference entries is empty")
-    for i, entry in enumerate(data):
-        if not isinstance(entry, ComputedEntry):
-            raise ValueError(f"{path}: item {i} is a {type(entry).__name__}, not a ComputedEntry "
+    entries = []
+    for i, item in enumerate(data):
+        kind = (item.get("@class") or "dict") if isinstance(item, dict) else type(item).__name__
+        if kind not in classes or not str(item.get("@module", "")).startswith(TRUSTED_MODULE_PREFIXES):
+            raise ValueError(f"{path}: item {i} is a {kind}, not a ComputedEntry "
                              "(write entries with monty's MontyEncoder / dumpfn so they carry @module/@class)")
-    return data
+        untrusted = _untrusted_module(item)
+        if untrusted is not None:
+            raise ValueError(f"{path}: item {i} names module {untrusted!r}; reference entries may only hold "
+                             f"pymatgen entry and structure data (nothing named in the file is imported)")
+        try:
+            entries.append(classes[kind].from_dict(item))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}: item {i} is not a valid {kind} ({type(exc).__name__}: {exc})") from None
+    return entries
 
 
 @lru_cache(1)

@@ -5,6 +5,7 @@ Every error names the file, the key (e.g. ``prototypes[0].variants[1].substitute
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -130,6 +131,8 @@ class _Reader:
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.fail(self.key(name), f"expected {names}, got {type(value).__name__} {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(self.key(name), f"expected a finite number, got {value!r}")
         return value
 
     def choice(self, name: str, choices: Sequence[str], default: str) -> str:
