@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -106,6 +108,7 @@ def _launchpad(path: Path):
     return load_launchpad(path)
 
 
+@pytest.mark.slow
 def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_file):
     """Add a campaign, run it with two concurrent `rlaunch rapidfire`, collect, add and collect again."""
     from fireworks_plugin import MESSAGE, RegisterNoGold
@@ -163,6 +166,7 @@ def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_
     assert len(read_columns(campaign.output, ["task_id"])["task_id"]) == n
 
 
+@pytest.mark.slow
 def test_fizzled_before_running_is_stored_as_failed_then_rerun(tmp_path, launchpad_file):
     """Rockets that fail before any task runs (the campaign file changed under them) leave no record: collect
     stores their tasks as failed with the Firework's error; `add --rerun-failed` runs them again."""
@@ -190,6 +194,7 @@ def test_fizzled_before_running_is_stored_as_failed_then_rerun(tmp_path, launchp
     assert len(cols["task_id"]) == n and (cols["status"] == "ok").all()  # ok records replaced the failed ones
 
 
+@pytest.mark.slow
 def test_commands_one_after_another_on_mongomock(tmp_path):
     """lpad reset, tansaku fireworks add, rlaunch rapidfire, collect and add again, each its own process,
     on FireWorks' mongomock support (a JSON file instead of a server: one process at a time)."""
@@ -259,3 +264,47 @@ def test_a_second_add_of_the_same_campaign_waits_for_the_first(tmp_path, launchp
     assert add_campaign(campaign, lp).fireworks > 0  # released
     with _adding(lp, store_path(campaign), seconds=-1):  # a lease left by a killed add has expired
         assert add_campaign(campaign, lp).fireworks == 0
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_finished_records_and_the_lost_run_resumes(tmp_path, launchpad_file):
+    """SIGTERM (a batch job at its wall time): the rocket flushes finished records to its shard and dies;
+    `lpad detect_lostruns --rerun` queues the Firework again, and it runs only the tasks not in its shard."""
+    from tansaku.workflows.collect import shard_files
+    from tansaku.workflows.planfile import read_task_ids
+
+    campaign_file = write_campaign(tmp_path, "term")
+    _tansaku(["fireworks", "add", str(campaign_file), "-l", str(launchpad_file), "--tasks-per-firework", "1000"],
+             tmp_path)
+    n = len(read_task_ids(tmp_path / "term.plan.h5"))
+    log = tmp_path / "task_starts.log"
+    rocket = subprocess.Popen(["rlaunch", "-l", str(launchpad_file), "singleshot"], cwd=tmp_path,
+                              env=_env(TANSAKU_TASK_LOG=str(log)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):  # two tasks done, the third running
+        assert time.monotonic() < deadline and rocket.poll() is None, "the rocket did not get going"
+        time.sleep(0.05)
+    rocket.send_signal(signal.SIGTERM)
+    assert rocket.wait(timeout=120) == -signal.SIGTERM  # died of the signal, as FireWorks expects
+
+    (shard,) = shard_files(tmp_path / "term.shards")
+    kept = set(read_columns(shard, ["task_id"])["task_id"])
+    assert 2 <= len(kept) < n  # finished records were flushed, the rest was not run
+    lp = _launchpad(launchpad_file)
+    (firework,) = lp.fireworks.find({}, {"state": 1, "fw_id": 1})
+    assert firework["state"] == "RUNNING"  # a lost run
+
+    time.sleep(1.5)
+    lost = subprocess.run(["lpad", "-l", str(launchpad_file), "detect_lostruns", "--time", "1", "--rerun"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    if lost.returncode and "unsupported document query" in lost.stderr:  # BriskDB lacks the $elemMatch it uses:
+        _run(["lpad", "-l", str(launchpad_file), "rerun_fws", "-i", str(firework["fw_id"])], tmp_path)  # do what --rerun does
+    else:
+        assert lost.returncode == 0, lost.stderr
+    first = Counter(line.split()[0] for line in log.read_text().splitlines())
+    _run(["rlaunch", "-l", str(launchpad_file), "rapidfire"], tmp_path, TANSAKU_TASK_LOG=str(log))
+    starts = Counter(line.split()[0] for line in log.read_text().splitlines()) - first
+    assert not set(starts) & kept and len(starts) == n - len(kept)  # resumed: only the tasks not in the shard
+    _tansaku(["fireworks", "collect", str(campaign_file), "-l", str(launchpad_file)], tmp_path)
+    cols = read_columns(tmp_path / "term.h5")
+    assert len(cols["task_id"]) == n and (cols["status"] == "ok").all()

@@ -41,7 +41,7 @@ from tansaku.workflows.status import campaign_status
 
 SPEC_KEY = "tansaku"  # the same key as fireworks_tasks.SPEC_KEY (that module imports FireWorks at once)
 FIZZLED_SHARD = "fireworks-fizzled.h5"
-MAX_TASKS_PER_FIREWORK = 10_000  # 10^4 task ids are ~0.2 MB of spec, far below MongoDB's 16 MB
+MAX_TASKS_PER_FIREWORK = 10_000  # 10^4 task ids are 0.27 MB of BSON, far below MongoDB's 16 MB
 LOCKS = "tansaku_locks"  # collection of per-campaign leases held while adding
 LOCK_SECONDS = 3600.0
 UNFINISHED = ("WAITING", "READY", "RESERVED", "RUNNING", "PAUSED")
