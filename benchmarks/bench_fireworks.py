@@ -28,39 +28,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # mongo_stand_in: the BriskDB server and LaunchPad files
+sys.path.insert(0, str(HERE))
 
+from bench_executors import CAMPAIGN  # noqa: E402  (the same EMT relaxations as the executor benchmark)
 from mongo_stand_in import briskdb_server, write_launchpad  # noqa: E402
 
 from tansaku.results import read_columns  # noqa: E402
 from tansaku.workflows.campaign import load_campaign  # noqa: E402
 from tansaku.workflows.planfile import ensure_plan, plan_path, save_plan  # noqa: E402
 
-CAMPAIGN = """
-[campaign]
-name = "bench-fireworks"
-output = "{output}"
-[calculator]
-name = "emt"
-[relax]
-fmax = 0.05
-[execution]
-executor = "serial"
-[[prototypes]]
-prototype = "fcc"
-sites = {{ "4a" = "Cu" }}
-supercell = [2, 2, 1]
-include_parent = false
-[[prototypes.variants]]
-substitute = {{ "4a" = {{ Au = 2, Pd = 1, Ni = 1 }} }}
-[[prototypes.variants]]
-substitute = {{ "4a" = {{ Ni = 3 }} }}
-"""
-
 
 def campaign_file(folder: Path, name: str, n: int) -> Path:
     """A campaign writing ``folder/name.h5`` whose saved plan holds its first ``n`` tasks."""
     path = folder / f"{name}.toml"
-    path.write_text(CAMPAIGN.format(output=folder / f"{name}.h5"))
+    text = CAMPAIGN.replace('name = "bench-executors"', f'name = "bench-fireworks"\noutput = "{folder / name}.h5"')
+    path.write_text(text)
     campaign = load_campaign(path)
     plan, _ = ensure_plan(campaign)
     if len(plan.tasks) < n:

@@ -27,6 +27,11 @@ from hpc_campaigns import write_campaign
 
 from tansaku.results import read_columns
 
+try:  # the local SLURM of scripts/slurm-up.sh (tests/slurm_cluster.py comes with `tansaku submit`'s tests)
+    from slurm_cluster import slurm, wait_for  # noqa: F401  (session fixture)
+except ImportError:
+    slurm = None
+
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 
@@ -113,9 +118,9 @@ def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_
     """Add a campaign, run it with two concurrent `rlaunch rapidfire`, collect, add and collect again."""
     from fireworks_plugin import MESSAGE, RegisterNoGold
 
+    from tansaku.workflows.campaign import load_campaign
     from tansaku.workflows.fireworks_backend import SPEC_KEY, campaign_fireworks, store_path
     from tansaku.workflows.fireworks_tasks import RunTansakuTasks
-    from tansaku.workflows.campaign import load_campaign
 
     campaign_file = _no_gold_campaign(tmp_path)
     campaign = load_campaign(campaign_file)
@@ -127,7 +132,8 @@ def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_
     doc = lp.fireworks.find_one({"fw_id": fireworks[0].fw_id})
     assert set(doc["spec"][SPEC_KEY]) == {"campaign", "store", "task_ids", "shard"}  # ids and paths only
     # the rockets' processes learn the test calculator from a FireTask run before tansaku's
-    lp.update_spec([fw.fw_id for fw in fireworks], {"_tasks": [RegisterNoGold().to_dict(), RunTansakuTasks().to_dict()]})
+    tasks = [RegisterNoGold().to_dict(), RunTansakuTasks().to_dict()]
+    lp.update_spec([fw.fw_id for fw in fireworks], {"_tasks": tasks})
 
     log = tmp_path / "task_starts.log"
     rockets = []
@@ -298,7 +304,8 @@ def test_sigterm_keeps_finished_records_and_the_lost_run_resumes(tmp_path, launc
     lost = subprocess.run(["lpad", "-l", str(launchpad_file), "detect_lostruns", "--time", "1", "--rerun"],
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     if lost.returncode and "unsupported document query" in lost.stderr:  # BriskDB lacks the $elemMatch it uses:
-        _run(["lpad", "-l", str(launchpad_file), "rerun_fws", "-i", str(firework["fw_id"])], tmp_path)  # do what --rerun does
+        rerun = ["lpad", "-l", str(launchpad_file), "rerun_fws", "-i", str(firework["fw_id"])]  # what --rerun does
+        _run(rerun, tmp_path)
     else:
         assert lost.returncode == 0, lost.stderr
     first = Counter(line.split()[0] for line in log.read_text().splitlines())
@@ -308,3 +315,45 @@ def test_sigterm_keeps_finished_records_and_the_lost_run_resumes(tmp_path, launc
     _tansaku(["fireworks", "collect", str(campaign_file), "-l", str(launchpad_file)], tmp_path)
     cols = read_columns(tmp_path / "term.h5")
     assert len(cols["task_id"]) == n and (cols["status"] == "ok").all()
+
+
+@pytest.mark.slow
+def test_qlaunch_submits_a_slurm_job_whose_rocket_runs_the_fireworks(tmp_path, launchpad_file, request):
+    """qlaunch with FireWorks' SLURM queue adapter, as on a cluster: the batch job runs `rlaunch rapidfire`,
+    nothing runs them here; then collect."""
+    if slurm is None:
+        pytest.skip("tests/slurm_cluster.py (the local SLURM fixture of the batch-job tests) is not in this checkout")
+    partition = request.getfixturevalue("slurm")
+    import shutil
+
+    from tansaku.workflows.fireworks_backend import campaign_fireworks
+
+    campaign_file = write_campaign(tmp_path, "queued")
+    _tansaku(["fireworks", "add", str(campaign_file), "-l", str(launchpad_file), "--tasks-per-firework", "4"],
+             tmp_path)
+    qadapter = tmp_path / "my_qadapter.yaml"
+    qadapter.write_text(f"""_fw_name: CommonAdapter
+_fw_q_type: SLURM
+rocket_launch: {shutil.which("rlaunch")} -l {launchpad_file} rapidfire
+nodes: 1
+ntasks: 1
+walltime: '00:10:00'
+queue: {partition}
+job_name: tansaku-fireworks-test
+pre_rocket: export PYTHONPATH={os.pathsep.join([str(ROOT), str(TESTS)])}
+logdir: {tmp_path / "queue_logs"}
+""")
+    (tmp_path / "queue_logs").mkdir()  # FireWorks does not create it (and qlaunch exits 0 on errors)
+    submitted = _run(["qlaunch", "-l", str(launchpad_file), "-q", str(qadapter), "singleshot"], tmp_path)
+    assert "Job submission was successful" in submitted.stdout + submitted.stderr
+    lp = _launchpad(launchpad_file)
+    store = (tmp_path / "queued.h5").resolve()
+
+    def ended():
+        states = {fw.state for fw in campaign_fireworks(lp, store)}
+        return states if states <= {"COMPLETED", "FIZZLED"} else None
+
+    assert wait_for(ended, timeout=400, interval=2, what="the SLURM job to run the Fireworks") == {"COMPLETED"}
+    out = _tansaku(["fireworks", "collect", str(campaign_file), "-l", str(launchpad_file)], tmp_path)
+    cols = read_columns(store)
+    assert len(cols["task_id"]) >= 10 and (cols["status"] == "ok").all() and "ranking stored" in out

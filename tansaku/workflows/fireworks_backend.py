@@ -59,7 +59,8 @@ def require_fireworks() -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise FireWorksError(f"the FireWorks backend needs the fireworks package, which is not installed: {INSTALL_HINT}")
+        raise FireWorksError(f"the FireWorks backend needs the fireworks package, which is not installed: "
+                             f"{INSTALL_HINT}")
 
 
 @contextlib.contextmanager
