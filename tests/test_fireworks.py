@@ -119,8 +119,8 @@ def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_
     from fireworks_plugin import MESSAGE, RegisterNoGold
 
     from tansaku.workflows.campaign import load_campaign
-    from tansaku.workflows.fireworks_backend import SPEC_KEY, campaign_fireworks, store_path
-    from tansaku.workflows.fireworks_tasks import RunTansakuTasks
+    from tansaku.workflows.fireworks_backend import campaign_fireworks, store_path
+    from tansaku.workflows.fireworks_tasks import SPEC_KEY, RunTansakuTasks
 
     campaign_file = _no_gold_campaign(tmp_path)
     campaign = load_campaign(campaign_file)

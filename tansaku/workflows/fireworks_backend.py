@@ -39,7 +39,6 @@ from tansaku.workflows.planfile import ensure_plan, load_tasks, plan_path, read_
 from tansaku.workflows.run_task import failed_record, worker_name
 from tansaku.workflows.status import campaign_status
 
-SPEC_KEY = "tansaku"  # the same key as fireworks_tasks.SPEC_KEY (that module imports FireWorks at once)
 FIZZLED_SHARD = "fireworks-fizzled.h5"
 MAX_TASKS_PER_FIREWORK = 10_000  # 10^4 task ids are 0.27 MB of BSON, far below MongoDB's 16 MB
 LOCKS = "tansaku_locks"  # collection of per-campaign leases held while adding
@@ -115,6 +114,8 @@ class FireworkInfo:
 
 def campaign_fireworks(launchpad: Any, store: Path) -> list[FireworkInfo]:
     """Every Firework (any state) whose spec names the campaign store ``store``, in fw_id order."""
+    from tansaku.workflows.fireworks_tasks import SPEC_KEY
+
     cursor = launchpad.fireworks.find(
         {f"spec.{SPEC_KEY}.store": str(store)},
         {"_id": 0, "fw_id": 1, "state": 1, f"spec.{SPEC_KEY}.task_ids": 1, "launches": 1})
@@ -164,10 +165,8 @@ def _firework(task_ids: list[str], labels: dict[str, str], campaign: Campaign, s
               category: str | None, priority: int | None) -> Any:
     from fireworks import Firework, Workflow
 
-    from tansaku.workflows.fireworks_tasks import SPEC_KEY as TASK_SPEC_KEY
-    from tansaku.workflows.fireworks_tasks import RunTansakuTasks
+    from tansaku.workflows.fireworks_tasks import SPEC_KEY, RunTansakuTasks
 
-    assert TASK_SPEC_KEY == SPEC_KEY
     spec: dict[str, Any] = {SPEC_KEY: {"campaign": str(Path(campaign.source).resolve()), "store": str(store),
                                        "task_ids": task_ids, "shard": f"fw-{short_hash(*task_ids)}.h5"}}
     if category is not None:
