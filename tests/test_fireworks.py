@@ -107,6 +107,10 @@ def _no_gold_campaign(folder: Path) -> Path:
     return path
 
 
+def _launchers(folder: Path) -> list[Path]:
+    return sorted(folder.glob("launcher_*"))
+
+
 def _launchpad(path: Path):
     from tansaku.workflows.fireworks_backend import load_launchpad
 
@@ -213,13 +217,15 @@ def test_commands_one_after_another_on_mongomock(tmp_path):
     lp.write_text("host: localhost\nport: 27017\nname: fireworks\nstrm_lvl: WARNING\n")
     campaign_file = write_campaign(tmp_path, "mock")
     _run(["lpad", "-l", str(lp), "reset", "--password", datetime.datetime.now().strftime("%Y-%m-%d")], tmp_path, **env)
-    added = _tansaku(["fireworks", "add", str(campaign_file), "-l", str(lp), "--tasks-per-firework", "4"],
-                     tmp_path, **env)
+    added = _tansaku(["fireworks", "add", str(campaign_file), "-l", str(lp), "--tasks-per-firework", "4",
+                      "--workers", "2"], tmp_path, **env)  # a pool of two processes in each rocket
     _run(["rlaunch", "-l", str(lp), "rapidfire"], tmp_path, **env)
     collected = _tansaku(["fireworks", "collect", str(campaign_file), "-l", str(lp)], tmp_path, **env)
     cols = read_columns(tmp_path / "mock.h5")
     n = len(cols["task_id"])
     assert n >= 10 and (cols["status"] == "ok").all()
+    # one rlaunch process ran every Firework; the tasks ran in each Firework's own pool (in the rocket: 1 pid)
+    assert len({w.split(":")[-1] for w in cols["worker"]}) >= len(_launchers(tmp_path)) == -(-n // 4)
     assert f"added {n} tasks as {-(-n // 4)} Fireworks" in added and f"{-(-n // 4)} COMPLETED" in collected
     again = _tansaku(["fireworks", "add", str(campaign_file), "-l", str(lp)], tmp_path, **env)
     assert f"{n} stored or in shards" in again and "added 0 tasks" in again
