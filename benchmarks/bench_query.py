@@ -3,7 +3,7 @@
     python benchmarks/bench_query.py [--records 1000000] [--file /tmp/tansaku_bench_query_1000000.h5] [--repeat 5]
 
 Builds (once; cached at --file, rebuilt when missing or of another size) a store of synthetic records
-(results/synthetic.py, 2-4 atoms each, written by Store.append in big batches) with derived columns
+(tests/synthetic.py, 2-4 atoms each, written by Store.append in big batches) with derived columns
 ``e_above_hull`` and ``mu0_ms`` (write_derived), then times queries:
 
 - cold: in a new process, so the file is opened and every dataset read for the first time (the
@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; tests/synthetic.py
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tansaku.results import Store, committed_rows, derived_columns, open_for_reading  # noqa: E402
 from tansaku.results.derived import write_derived  # noqa: E402
-from tansaku.results.synthetic import synthetic_record  # noqa: E402
+from synthetic import synthetic_record  # noqa: E402
 
 BATCH = 50_000
 SEED = 20261201

@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; tests/synthetic.py
 
 from tansaku.results import Store, read_columns  # noqa: E402
-from tansaku.results.synthetic import synthetic_record  # noqa: E402
+from synthetic import synthetic_record  # noqa: E402
 
 
 def bench(path: Path, records: list, batch: int) -> tuple[float, int, float, int]:

@@ -222,6 +222,7 @@ def status(
 ) -> None:
     """Done / failed / pending tasks against the saved plan (stored and in shards), and counts of the
     stored records by status, calculator, prototype and kind (works while a campaign is writing)."""
+    from tansaku.constants import STATUS_OK
     from tansaku.results import StoreError, read_table
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.planfile import PLAN_SUFFIX, PlanError, check_plan
@@ -249,7 +250,7 @@ def status(
     out.print(f"{results}: {len(table)} records", highlight=False)
     for column in ("status", "calculator", "prototype", "kind"):
         out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"] == STATUS_OK]
     out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
 
 
@@ -494,14 +495,13 @@ def report(
     top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
 ) -> None:
     """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
+    from tansaku.report import objectives_used, write_report
     from tansaku.results import StoreError, derived_columns
-    from tansaku.results.report import write_report
-    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_ranking_settings
+    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
 
     try:
-        ranking, _ = stored_ranking_settings(results)
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
-        objectives = [(o.column, o.direction) for o in ranking.spec.objectives]
+        objectives = objectives_used(results)  # as ranked: objectives without values left out
         index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None

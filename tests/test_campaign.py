@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tansaku.calculators import CalculatorSpec, register
+from tansaku.calculators import CalculatorSpec
 from tansaku.calculators.builtin import make_emt
 from tansaku.workflows.campaign import CampaignError, load_campaign, parse_campaign
 from tansaku.workflows.plan import UnsupportedElementsError, make_plan
@@ -83,8 +83,8 @@ def test_unrepresentable_fraction_is_reported_at_planning():
         make_plan(parse_campaign(text, source="bad.toml"))
 
 
-def test_missing_required_calculator_parameter():
-    register(CalculatorSpec(name="needs-param", factory=lambda cutoff: make_emt(), elements=frozenset({"Cu"}),
+def test_missing_required_calculator_parameter(calculator_registry):
+    calculator_registry(CalculatorSpec(name="needs-param", factory=lambda cutoff: make_emt(), elements=frozenset({"Cu"}),
                             package="ase", required=("cutoff",)))
     with pytest.raises(CampaignError, match=r"calculator: calculator 'needs-param': missing required.*cutoff"):
         parse_campaign(edit('name = "emt"', 'name = "needs-param"'), source="bad.toml")

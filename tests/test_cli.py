@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 from ase.io import read
 
+from conftest import tansaku
 from tansaku.results import read_columns, read_record
 
 CAMPAIGN = """
@@ -22,11 +21,6 @@ executor = "serial"
 prototype = "L10"
 sites = { "1a" = ["Cu", "Pt"], "1d" = ["Au", "Ni"] }
 """
-
-
-def tansaku(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tansaku", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_run_status_show_and_export(tmp_path):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,17 +23,9 @@ from tansaku.results import (
     write_derived,
 )
 from tansaku.results.derived import copy_derived
-from tansaku.results.synthetic import record_differences, synthetic_record
+from conftest import spawn
+from synthetic import record_differences, synthetic_record
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-
-
-def _spawn(code: str, *args: object, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=_env(), text=True, **kw)
 
 
 def _status(k: int) -> str:
@@ -131,7 +121,7 @@ def test_rows_appended_after_ranking_are_padded(tmp_path):
 HOLDER = """
 import sys
 from tansaku.results import Store
-from tansaku.results.synthetic import synthetic_record
+from synthetic import synthetic_record
 store = Store.open(sys.argv[1])
 store.append([synthetic_record(2)])
 print("ready", flush=True)
@@ -145,7 +135,7 @@ def test_refused_while_a_store_writes(tmp_path):
     with Store.open(path):
         with pytest.raises(StoreLockedError, match="being written"):
             write_derived(path, _columns(2))
-    proc = _spawn(HOLDER, path, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    proc = spawn(HOLDER, path, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     try:
         assert proc.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLockedError, match=rf"pid {proc.pid}\b"):
@@ -226,7 +216,7 @@ def test_kill_during_write_derived_leaves_old_or_new(tmp_path):
     for round_ in range(6):
         out = tmp_path / f"out{round_}"
         with open(out, "w") as stdout:
-            proc = _spawn(KILLED, path, n, gen, stdout=stdout)
+            proc = spawn(KILLED, path, n, gen, stdout=stdout)
             time.sleep(rng.uniform(0.3, 1.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -12,7 +12,7 @@ import pytest
 
 from tansaku.results import Store, iter_records, read_columns, read_record, write_derived
 from tansaku.results.query import Filter, QueryError, format_table, parse_filter, query, to_structures
-from tansaku.results.synthetic import synthetic_record
+from synthetic import synthetic_record
 
 N_RANKED = 150  # rows the derived columns cover
 N = 160  # committed rows

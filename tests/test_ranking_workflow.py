@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
+from conftest import tansaku
 from tansaku.results import read_columns, read_table
 from tansaku.workflows.campaign import parse_campaign
 from tansaku.screening.rank import RankingSpec
@@ -85,11 +84,6 @@ def test_ranking_is_stored_and_orders_candidates(ranked):
     assert np.all(np.diff(ranked_rows["score"].to_numpy()) <= 1e-12)  # best score first
 
 
-def tansaku(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tansaku", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
 def test_rank_command_recomputes_with_new_weights_and_filters(ranked, tmp_path):
     campaign, _ = ranked
     result = tansaku("rank", campaign.output, "--objective", "formation_energy:min:1", "--filter",
@@ -122,18 +116,28 @@ def test_query_command_filters_sorts_and_exports(ranked, tmp_path):
 
 
 def test_report_command_writes_html_and_plots(ranked, tmp_path):
+    """The report follows the stored ranking: its Pareto figure draws the objectives last ranked by (an EMT
+    campaign ranked by E_hull and E_f gets one), and says why there is none after a one-objective ranking."""
     campaign, _ = ranked
-    result = tansaku("report", campaign.output, "-o", tmp_path / "report", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    html = (tmp_path / "report" / "index.html").read_text()
-    assert "<table" in html and (tmp_path / "report" / "hull.png").stat().st_size > 1000
+    for objectives, pareto in ((["e_above_hull:min", "formation_energy:min"], True), (["formation_energy:min"], False)):
+        rank = tansaku("rank", campaign.output, *(f"--objective={o}" for o in objectives), cwd=tmp_path)
+        assert rank.returncode == 0, rank.stderr
+        result = tansaku("report", campaign.output, "-o", tmp_path / "report", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        html = (tmp_path / "report" / "index.html").read_text()
+        assert "<table" in html and (tmp_path / "report" / "hull.png").stat().st_size > 1000
+        assert (tmp_path / "report" / "pareto.png").exists() == pareto
+        if pareto:
+            assert "E_hull vs E_f for the" in html and "ranking objectives: minimise E_hull, minimise E_f" in html
+        else:
+            assert "Skipped: a Pareto front needs two ranking objectives or more (the ranking used: E_f)" in html
 
 
-def test_energies_of_two_calculators_never_share_a_hull(tmp_path):
-    from tansaku.calculators import CalculatorSpec, register
+def test_energies_of_two_calculators_never_share_a_hull(tmp_path, calculator_registry):
+    from tansaku.calculators import CalculatorSpec
     from tansaku.calculators.builtin import EMT_ELEMENTS, make_emt
 
-    register(CalculatorSpec(name="emt-copy", factory=make_emt, elements=EMT_ELEMENTS, package="ase"))
+    calculator_registry(CalculatorSpec(name="emt-copy", factory=make_emt, elements=EMT_ELEMENTS, package="ase"))
     output = tmp_path / "mixed.h5"
     for calculator in ("emt", "emt-copy"):
         run_campaign(parse_campaign(CAMPAIGN.format(output=output, calculator=calculator)), show_progress=False)

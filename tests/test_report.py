@@ -1,4 +1,4 @@
-"""HTML report of ranked screening results (tansaku.results.report): figures, page contents, and the page
+"""HTML report of ranked screening results (tansaku.report): figures, page contents, and the page
 as a real browser (Debian's Chromium via Playwright) renders it."""
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ import pytest
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
-from tansaku.results.report import write_report
+from tansaku.report import write_report
+from tansaku.report.hull import hull_plot
+from tansaku.report.plots import pareto_plot
+from tansaku.screening.hull import ON_HULL_TOL
+from tansaku.screening.rank import Objective, RankingSpec, rank
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -248,9 +252,63 @@ def test_degenerate_tables_still_give_a_report(tmp_path):
 
 
 def test_binary_hull_without_e_above_hull_uses_the_geometric_hull(tmp_path):
+    """Without E_hull the figure computes the binary's lower hull itself: it must be pymatgen's."""
     table = make_table(SM_CO).drop(columns=["e_above_hull"])
     write_report(table, tmp_path, "no E_hull")
     assert_valid_png(tmp_path / "hull.png")
+    figure = hull_plot(table, tmp_path / "again.png")
+    drawn = figure.data
+    ok = table[table.status == "ok"]
+    entries = [PDEntry(Composition(f), e * Composition(f).num_atoms) for f, e in zip(ok.formula, ok.energy_per_atom)]
+    diagram = PhaseDiagram(entries)
+    stable = {(round(e.composition.get_atomic_fraction("Co"), 9), round(diagram.get_form_energy_per_atom(e), 9))
+              for e in diagram.stable_entries}
+    line = {(round(x, 9), round(y, 9)) for x, y in drawn["hull_line"]}
+    assert stable <= line and len(stable) >= 4  # Sm, Co and at least two compounds
+    # a vertex pymatgen leaves out must lie on its hull all the same (SmCo3 sits on the SmCo2-SmCo5 line)
+    e_hull = {(round(e.composition.get_atomic_fraction("Co"), 9), round(diagram.get_form_energy_per_atom(e), 9)):
+              diagram.get_e_above_hull(e) for e in entries}
+    assert all(e_hull[vertex] < 1e-9 for vertex in line)
+    on_hull = set(table.formula.to_numpy()[drawn["rows"][drawn["on_hull"]]])
+    assert on_hull == {e.composition.reduced_formula for e in entries
+                       if diagram.get_e_above_hull(e) < 1e-9 and diagram.get_form_energy_per_atom(e) <= 0}
+    np.testing.assert_allclose(drawn["x"], [Composition(f).get_atomic_fraction("Co")
+                                            for f in table.formula.to_numpy()[drawn["rows"]]])
+
+
+def test_hull_figure_rings_the_records_the_ranking_calls_on_the_hull(tmp_path):
+    """With E_hull stored, "on the hull" is screening's test (one tolerance for the ranking and the report)."""
+    table = make_table(SM_FE_CO_TI_N)
+    table.loc[table.formula == "SmCo5", "e_above_hull"] = 5e-9  # float noise on a stable phase: still on the hull
+    figure = hull_plot(table, tmp_path / "hull.png")
+    rows, on_hull = figure.data["rows"], figure.data["on_hull"]
+    ehull = table.e_above_hull.to_numpy()
+    expected = np.flatnonzero((table.status == "ok").to_numpy() & (ehull <= ON_HULL_TOL))
+    assert sorted(rows[on_hull]) == sorted(expected) and "SmCo5" in set(table.formula[rows[on_hull]])
+    assert len(figure.data["hull_line"]) == 0  # five elements: no line in this projection
+    assert f"{len(expected)} records are on the hull" in figure.caption
+
+
+def test_pareto_figure_draws_the_objectives_the_ranking_used(tmp_path):
+    """An EMT campaign ranked by stability and density gets a Pareto figure of those two objectives."""
+    table = emt_table()
+    objectives = (Objective("e_above_hull", "min"), Objective("density", "max"))
+    columns = {c: table[c].to_numpy(float) for c in ("e_above_hull", "density")}
+    eligible = (table.status == "ok").to_numpy() & (table.kind == "candidate").to_numpy()
+    for name, values in rank(columns, RankingSpec(objectives), eligible).as_columns().items():
+        table[name] = values
+    index = write_report(table, tmp_path, "EMT alloys", objectives=objectives)
+    assert_valid_png(tmp_path / "pareto.png")
+    page = index.read_text(encoding="utf-8")
+    assert page.count("Skipped:") == 1 and "Skipped: no record has a magnetisation" in page  # RE vs Ms only
+    figure = pareto_plot(table, tmp_path / "again.png", [("e_above_hull", "min"), ("density", "max")])
+    data = figure.data
+    assert (data["y_column"], data["x_column"]) == ("e_above_hull", "density")
+    assert sorted(data["rows"][data["front"]]) == sorted(np.flatnonzero(table.on_pareto.to_numpy()))
+    np.testing.assert_allclose(data["x"], table.density.to_numpy()[data["rows"]])
+    assert "lower right is better" in figure.caption
+    with_ms = pareto_plot(table, tmp_path / "ms.png", [("e_above_hull", "min"), ("mu0_ms", "max")])
+    assert with_ms.path is None and "no candidate has a magnetisation μ0Ms (calculator: emt)" in with_ms.note
 
 
 def test_bad_arguments_are_refused(tmp_path):
@@ -334,11 +392,10 @@ def test_emt_report_renders_in_chromium(browser, tmp_path):
 
 
 
-def test_report_keeps_to_the_results_layer():
-    """results imports neither workflows, screening, hpc nor cli, and leaves pyplot's backend alone."""
-    code = ("import sys, tansaku.results.report; "
-            "bad = [m for m in sys.modules if m.split('.')[:2] in (['tansaku', 'workflows'], ['tansaku', 'screening'], "
-            "['tansaku', 'hpc'], ['tansaku', 'cli'])] + [m for m in ('matplotlib.pyplot',) if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+def test_report_leaves_pyplot_alone():
+    """Figures are drawn on their own canvas: importing and using the report never loads pyplot (which
+    would take over the caller's backend); imports in general are held by test_layering.py."""
+    code = ("import sys, tansaku.report, tansaku.report.hull; "
+            "bad = [m for m in ('matplotlib.pyplot',) if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

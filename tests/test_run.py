@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 
-from tansaku.calculators import CalculatorSpec, register
+from tansaku.calculators import CalculatorSpec
 from tansaku.results import read_columns, read_record
 from tansaku.workflows.campaign import parse_campaign
 from tansaku.workflows.executors import serial_executor
@@ -93,8 +93,8 @@ class _FailsOnGold(EMT):
         super().calculate(atoms, properties, system_changes)
 
 
-def test_failed_tasks_are_stored_and_rerun_only_when_asked(tmp_path):
-    register(CalculatorSpec(name="emt-no-gold", factory=_FailsOnGold,
+def test_failed_tasks_are_stored_and_rerun_only_when_asked(tmp_path, calculator_registry):
+    calculator_registry(CalculatorSpec(name="emt-no-gold", factory=_FailsOnGold,
                             elements=frozenset({"Cu", "Ni", "Au", "Pt"}), package="ase"))
     campaign = small_campaign(tmp_path, calculator="emt-no-gold")
     summary = run_campaign(campaign, show_progress=False)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -29,17 +27,9 @@ from tansaku.results import (
     read_table,
 )
 from tansaku.results.schema import RECORD_COLUMN_BY_NAME, encode_str
-from tansaku.results.synthetic import record_differences, synthetic_record
+from conftest import spawn
+from synthetic import record_differences, synthetic_record
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-
-
-def _spawn(code: str, *args: object, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=_env(), text=True, **kw)
 
 
 def _records(ks, status="ok"):
@@ -245,7 +235,7 @@ def test_not_a_store(tmp_path):
 WRITER = """
 import sys, time
 from tansaku.results import Store
-from tansaku.results.synthetic import synthetic_record
+from synthetic import synthetic_record
 with Store.open(sys.argv[1]) as store:
     for b in range(int(sys.argv[2])):
         store.append([synthetic_record(2 * b), synthetic_record(2 * b + 1)])
@@ -260,7 +250,7 @@ def test_reading_while_another_process_appends(tmp_path):
     with Store.open(path) as store:
         store.append(_records([0, 1]))
     early = open_for_reading(path)  # a reader holding the file must not block the writer
-    proc = _spawn(WRITER.replace("2 * b", "2 * b + 2"), path, 400, stdout=subprocess.PIPE)
+    proc = spawn(WRITER.replace("2 * b", "2 * b + 2"), path, 400, stdout=subprocess.PIPE)
     try:
         assert proc.stdout.readline().strip() == "started"
         seen, last = [], 0
@@ -288,7 +278,7 @@ def test_reading_while_another_process_appends(tmp_path):
 HOLDER = """
 import sys
 from tansaku.results import Store
-from tansaku.results.synthetic import synthetic_record
+from synthetic import synthetic_record
 store = Store.open(sys.argv[1])
 store.append([synthetic_record(0), synthetic_record(1)])
 print("ready", flush=True)
@@ -298,7 +288,7 @@ sys.stdin.read()
 
 def test_second_writer_refused_then_crashed_writer_recovered(tmp_path):
     path = tmp_path / "lock.h5"
-    proc = _spawn(HOLDER, path, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    proc = spawn(HOLDER, path, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     try:
         assert proc.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLockedError, match=rf"being written by another process \(pid {proc.pid}\b"):

@@ -7,7 +7,6 @@ append. Row i always holds task t{i:09d}: new tasks are numbered in order, rewri
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from tansaku.results import Store, iter_records, open_for_reading, read_columns
-from tansaku.results.synthetic import record_differences, synthetic_record
+from conftest import subprocess_env
+from synthetic import record_differences, synthetic_record
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 8
@@ -75,7 +75,7 @@ def last_reported(out: Path) -> int | None:
 def test_kill_writer_at_random_moments(tmp_path):
     path = tmp_path / "crash.h5"
     rng = random.Random(20261128)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env()
     reported = 0
     for round_ in range(ROUNDS):
         out = tmp_path / f"out{round_}.txt"

@@ -19,9 +19,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tansaku.results.atomic import RECOVER_SUFFIX, fsync_path
 from tansaku.results.lock import WriterLock
 from tansaku.results.read import DERIVED, committed_rows, derived_columns, open_for_reading
-from tansaku.results.recover import RECOVER_SUFFIX, fsync_path
 from tansaku.results.schema import RECORD_COLUMN_BY_NAME
 
 __all__ = ["DERIVED", "RESERVED_NAMES", "copy_derived", "derived_attrs", "derived_columns", "write_derived"]

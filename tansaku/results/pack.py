@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
+from tansaku.constants import MAX_Z, STATUSES
+from tansaku.results.record import Record
 from tansaku.results.schema import ARRAY_COLUMNS, SCALAR_COLUMNS, STRING_COLUMNS, Column, encode_str
-
-STATUSES = (STATUS_OK, STATUS_FAILED)
-MAX_Z = 118
 
 
 @dataclass

@@ -1,17 +1,8 @@
-"""Selecting rows of a results file with a small, safe filter grammar (no eval, no pandas.query).
+"""Selecting rows of a results file with tansaku's one filter grammar (no eval, no pandas.query): filters
+like ``e_above_hull <= 0.05``, ``label ~ sm2co17`` or ``elements has Sm,Co`` are parsed and evaluated
+by tansaku/filters.py (the grammar is listed there); several filters are ANDed.
 
-A filter is ``COLUMN OP VALUE``; several filters are ANDed::
-
-    e_above_hull <= 0.05          numbers: < <= > >= == != (ints, floats, 1e-3, -2, inf; not nan)
-    prototype == ThMn12           text: == != (quotes optional for one word, "..." or '...' with spaces)
-    label ~ sm2co17               text contains, ignoring case
-    prototype in ThMn12,"Th2Zn17" any of a comma-separated list (text, numbers or true/false)
-    converged == true             booleans: == != in (true/false, yes/no, 1/0)
-    elements has Sm,Co            the structure contains every listed element (also: elements ⊇ Sm,Co)
-    elements within Sm,Fe,Co,N    it contains no other element            (also: elements ⊆ Sm,Fe,Co,N)
-    elements !has Sm              it contains none of the listed elements
-
-COLUMN is any one-value-per-row record column or derived column. Missing numbers (NaN) never match,
+A filter's column is any one-value-per-row record column or derived column. Missing numbers (NaN) never match,
 whatever the operator (also ``!=``). Derived columns read their padding for rows appended after the
 ranking (NaN, -1, False or "": see derived.py).
 
@@ -21,7 +12,6 @@ read, and output columns only at the selected rows.
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 import math
@@ -33,15 +23,14 @@ import numpy as np
 from ase.data import atomic_numbers
 from h5py import h5s
 
-from tansaku.results.filters import (
-    BOOLS,
+from tansaku.filters import (
     ELEMENTS,
-    NUMBER_OPS,
     Filter,
     QueryError,
+    column_mask,
     filter_error,
     parse_filter,
-    read_number,
+    unknown_column_error,
 )
 from tansaku.results.read import (
     DERIVED,
@@ -76,7 +65,8 @@ class _Columns:
         self.f = f
         self.n = committed_rows(f)
         self.derived = [k for k in derived_columns(f) if k not in RECORD_COLUMN_BY_NAME]
-        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values() if not c.shape]
+        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values()
+                        if not c.shape and (not c.optional or c.name in self.f[RECORDS])]
         self._cache: dict[str, np.ndarray] = {}
         self._handles: dict[str, h5py.Dataset] = {}
 
@@ -87,18 +77,12 @@ class _Columns:
     def check(self, name: str, what: str, flt: Filter | None = None) -> str:
         if name in self.records or name in self.derived:
             return name
-        detail = ""
         if name in RECORD_COLUMN_BY_NAME:
             problem = f'"{name}" holds several values per row and cannot be used here'
-        else:
-            problem = f'unknown {what} "{name}"'
-            close = difflib.get_close_matches(name, self.names, 3, 0.6)
-            detail = f"did you mean {' or '.join(close)}? " if close else ""
-            detail += f"columns are {', '.join(self.records)}"
-            detail += f"; derived columns {', '.join(self.derived)}" if self.derived else "; no derived columns"
-        if flt is not None:
-            raise filter_error(problem, flt, detail)
-        raise QueryError(f"{problem}: {detail}" if detail else problem)
+            raise filter_error(problem, flt) if flt is not None else QueryError(problem)
+        listing = f"columns are {', '.join(self.records)}"
+        listing += f"; derived columns {', '.join(self.derived)}" if self.derived else "; no derived columns"
+        raise unknown_column_error(name, self.names, flt, what, listing)
 
     def dataset(self, name: str) -> h5py.Dataset:
         """The dataset of column ``name`` (or of a path such as "atoms/numbers"), opened once per query.
@@ -151,68 +135,9 @@ class _Columns:
 # ------------------------------------------------------------------------------------------------ masks
 
 
-def _as_number(value: object, flt: Filter) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        if math.isnan(value):
-            raise filter_error("NaN cannot be compared with (missing values never match a filter)", flt)
-        return value
-    return read_number(str(value), flt)
-
-
-def _as_bool(value: object, flt: Filter, column: str) -> bool:
-    if isinstance(value, (bool, np.bool_, int, np.integer)) and value in (0, 1):
-        return bool(value)
-    b = BOOLS.get(str(value).strip().lower())
-    if b is None:
-        raise filter_error(f'"{column}" is true/false: could not read "{value}" as a boolean', flt)
-    return b
-
-
-def _contains(values: np.ndarray, needle: str) -> np.ndarray:
-    """Case-insensitive substring test over UTF-8 byte strings."""
-    if needle.isascii():  # UTF-8 multi-byte sequences never contain ASCII bytes: compare bytes directly
-        return np.char.find(np.char.lower(values), needle.lower().encode()) >= 0
-    text = np.char.decode(values, "utf-8")
-    return np.char.find(np.char.lower(text), needle.lower()) >= 0
-
-
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-            "==": np.equal, "!=": np.not_equal}
-
-
 def _column_mask(cols: _Columns, flt: Filter) -> np.ndarray:
     name = cols.check(flt.column, "column", flt)
-    kind = cols.kind(name)
-    op, value = flt.op, flt.value
-    values = cols.full(name)
-    if kind == "S":
-        if op in NUMBER_OPS:
-            raise filter_error(f'"{name}" is text: {op} compares numbers (use == != ~ or in)', flt)
-        if op == "~":
-            return _contains(values, str(value))
-        texts = value if op == "in" else (value,)
-        encoded = [str(t).encode("utf-8") for t in texts]
-        if op == "in":
-            return np.isin(values, np.array(encoded))
-        return _COMPARE[op](values, encoded[0])
-    if op == "~":
-        raise filter_error(f'"{name}" is not text: ~ searches text', flt)
-    if kind == "b":
-        if op in NUMBER_OPS:
-            raise filter_error(f'"{name}" is true/false: use == != or in', flt)
-        if op == "in":
-            return np.isin(values, [_as_bool(v, flt, name) for v in value])
-        return _COMPARE[op](values, _as_bool(value, flt, name))
-    if op == "in":
-        numbers = np.array([_as_number(v, flt) for v in value], dtype=float)
-        mask = np.isin(values, numbers)
-    else:
-        mask = _COMPARE[op](values, _as_number(value, flt))
-    if kind == "f" and op in ("!=", "in"):
-        mask &= ~np.isnan(values)
-    return mask
+    return column_mask(cols.full(name), flt, name)
 
 
 class _Elements:

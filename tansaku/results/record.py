@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
+from tansaku.constants import STATUS_FAILED, STATUS_OK  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -20,7 +19,7 @@ class Record:
 
     task_id: str
     candidate_id: str
-    kind: str  # "candidate" | "reference" | "competing"
+    kind: str  # KIND_CANDIDATE | KIND_REFERENCE | KIND_COMPETING (tansaku.constants)
     label: str
     formula: str
     prototype: str
@@ -45,6 +44,9 @@ class Record:
     wall_time: float = float("nan")  # s
     worker: str = ""  # host:pid that ran the task
     finished_at: float = float("nan")  # unix time
+    params: str = ""  # calculator identity (resolved parameters + code version), JSON
+    history: str = ""  # error-handler history, JSON list ("" when the first attempt succeeded)
+    scf_iterations: int = -1  # summed over the relaxation
 
     @property
     def natoms(self) -> int:

@@ -15,30 +15,22 @@ import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 
+from tansaku.results.atomic import CREATE_SUFFIX, RECOVER_SUFFIX, fsync_path
+from tansaku.results.derived import copy_derived
 from tansaku.results.errors import StoreError
 from tansaku.results.read import atoms_end, committed_rows, open_for_reading
 from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, create_layout
 
 log = logging.getLogger(__name__)
 
-RECOVER_SUFFIX = ".recover.tmp"
-CREATE_SUFFIX = ".create.tmp"
 COPY_BLOCK = 1 << 16  # rows or atoms copied per read/write
 
 
 def is_crashed_writer_error(exc: OSError) -> bool:
     """Whether HDF5 refused to open a file because its consistency flags say a writer has it open."""
     return "already open for write" in str(exc)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's (or folder's) data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:
@@ -53,6 +45,11 @@ def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
     m = atoms_end(src, n)
     for group, columns, count in ((RECORDS, RECORD_COLUMNS, n), (ATOMS, ATOM_COLUMNS, m)):
         for c in columns:
+            if c.optional and c.name not in src[group]:  # a file from before the column existed
+                dst[f"{group}/{c.name}"].resize(count, axis=0)
+                if count:
+                    dst[f"{group}/{c.name}"][:] = np.full(count, c.fill, dtype=c.dtype)
+                continue
             ds = src[f"{group}/{c.name}"]
             if ds.shape[0] < count:
                 raise StoreError(f"{src.filename}: {group}/{c.name} has {ds.shape[0]} entries, {count} committed")
@@ -69,8 +66,6 @@ def write_new_file(path: Path, attrs: dict[str, object], source: h5py.File | Non
     """
     tmp = path.with_name(path.name + suffix)
     tmp.unlink(missing_ok=True)
-    from tansaku.results.derived import copy_derived  # derived imports this module
-
     with h5py.File(tmp, "w", libver="latest") as dst:
         create_layout(dst, attrs)
         n = 0

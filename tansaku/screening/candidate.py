@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ase import Atoms
 from pymatgen.core import Composition
 
+from tansaku.constants import KIND_CANDIDATE
 from tansaku.screening.identity import structure_id
 
 
@@ -25,7 +26,7 @@ class Candidate:
     prototype: str
     changes: str = ""  # e.g. "8i:Co2 #3/5"; empty for a decorated parent
     parent: str = ""  # id of the structure it was derived from ("" for a parent)
-    kind: str = "candidate"  # "candidate" | "reference" | "competing"
+    kind: str = KIND_CANDIDATE  # KIND_CANDIDATE | KIND_REFERENCE | KIND_COMPETING (tansaku.constants)
     origin: str = ""  # variant that produced it (orderings of one origin are distinct); "" = unique
     id: str = field(init=False)
 

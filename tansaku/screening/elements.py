@@ -22,7 +22,7 @@ import numpy as np
 from ase.data import atomic_masses as _ASE_MASSES
 from ase.data import atomic_numbers, chemical_symbols
 
-_MAX_Z = len(chemical_symbols) - 1  # 118
+from tansaku.constants import MAX_Z as _MAX_Z
 
 
 def _symbols(first: str, last: str) -> frozenset[str]:

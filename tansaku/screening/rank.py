@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-               "==": operator.eq, "!=": operator.ne}
+from tansaku.filters import ELEMENTS, Filter, column_mask, filter_error
+
+Criterion = Filter  # a hard filter ``column op value`` (e.g. e_above_hull <= 0.1): tansaku's one filter grammar
 
 
 @dataclass(frozen=True)
@@ -27,22 +27,6 @@ class Objective:
             raise ValueError(f"objective {self.column}: weight must be >= 0, got {self.weight}")
 
 
-@dataclass(frozen=True)
-class Criterion:
-    """A hard filter ``column op value`` (e.g. e_above_hull <= 0.1)."""
-
-    column: str
-    op: str
-    value: float
-
-    def __post_init__(self) -> None:
-        if self.op not in COMPARISONS:
-            raise ValueError(f"filter on {self.column}: unknown operator {self.op!r}; use {' '.join(COMPARISONS)}")
-
-    def __str__(self) -> str:
-        return f"{self.column} {self.op} {self.value:g}"
-
-
 DEFAULT_OBJECTIVES = (Objective("e_above_hull", "min"), Objective("mu0_ms", "max"),
                       Objective("re_mass_fraction", "min"), Objective("hhi_production", "min"))
 
@@ -50,7 +34,7 @@ DEFAULT_OBJECTIVES = (Objective("e_above_hull", "min"), Objective("mu0_ms", "max
 @dataclass(frozen=True)
 class RankingSpec:
     objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
-    filters: tuple[Criterion, ...] = ()
+    filters: tuple[Filter, ...] = ()  # parsed with tansaku.filters.parse_filter
     max_fronts: int = 5  # Pareto fronts numbered 0..max_fronts-1; deeper rows get max_fronts
 
     def columns(self) -> list[str]:
@@ -80,13 +64,15 @@ def _column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
                        f"(available: {', '.join(sorted(columns))})") from None
 
 
-def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Criterion], n: int) -> np.ndarray:
-    """Rows satisfying every filter (NaN never satisfies one)."""
+def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Filter], n: int) -> np.ndarray:
+    """Rows satisfying every filter (NaN never satisfies one), evaluated as queries evaluate them."""
     mask = np.ones(n, dtype=bool)
-    for criterion in filters:
-        values = _column(columns, criterion.column)
-        with np.errstate(invalid="ignore"):
-            mask &= COMPARISONS[criterion.op](values, criterion.value) & np.isfinite(values)
+    for flt in filters:
+        if flt.column == ELEMENTS:
+            raise filter_error("element filters select records (tansaku query), not ranked rows", flt)
+        if flt.column not in columns:
+            _column(columns, flt.column)  # KeyError naming the column
+        mask &= column_mask(np.asarray(columns[flt.column]), flt)
     return mask
 
 

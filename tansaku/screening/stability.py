@@ -21,12 +21,12 @@ from pymatgen.core import Composition
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from tansaku.screening.elements import chemical_system
+from tansaku.screening.hull import ON_HULL_TOL
 
 # pymatgen's tolerances: a decomposition amount below this is dropped, a point this far outside a
 # facet (in barycentric coordinates) still counts as inside it.
 _AMOUNT_TOL = PhaseDiagram.numerical_tol  # 1e-8
 _FACET_TOL = PhaseDiagram.numerical_tol / 10
-ON_HULL_TOL = 1e-8  # eV/atom: rows this close to the hull at a hull vertex are "on the hull"
 _ZERO_SNAP = 1e-10  # eV/atom: |e_above_hull| below this (float noise) is reported as exactly 0
 
 

@@ -93,7 +93,7 @@ def collect(output: Path, folder: Path | None = None, campaign_text: str | None 
                 report.note = "being written: read up to its committed rows"
             try:
                 _merge(store, statuses, path, report)
-            except (StoreError, OSError, KeyError, ValueError, IndexError) as exc:
+            except (StoreError, OSError, KeyError, ValueError, IndexError, RuntimeError) as exc:
                 report.note = f"damaged, {report.rows} rows read before the error: {exc}"
     return summary
 

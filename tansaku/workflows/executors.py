@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 from collections import deque
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -169,14 +170,20 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["tansaku.workflows.run_task"])
+        # the forkserver imports tansaku once (each worker is forked from it) and ignores SIGTERM/SIGINT
+        context.set_forkserver_preload(["tansaku.hpc.pool_signals", "tansaku.workflows.run_task"])
         return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pool_initializer,
                                    initargs=(threads_per_task,))
 
     def stop(pool, kill: bool) -> None:
         if kill:
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.kill()
+            # by pid: the processes are the forkserver's children, and once a batch system's SIGTERM has
+            # ended the forkserver, multiprocessing believes them dead and its own kill() does nothing
+            for pid in list(getattr(pool, "_processes", None) or {}):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         pool.shutdown(wait=True, cancel_futures=True)
 
     def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:

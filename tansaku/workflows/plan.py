@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tansaku.calculators import get_spec, unsupported_elements
+from tansaku.constants import KIND_COMPETING, KIND_REFERENCE
 from tansaku.screening.candidate import Candidate
 from tansaku.screening.generate import Generation, generate
 from tansaku.screening.references import elemental_reference
@@ -49,7 +50,7 @@ def competing_phases(campaign: Campaign) -> list[Candidate]:
     except SubstitutionError as exc:
         raise CampaignError(f"{campaign.source}: {str(exc).replace('prototypes[', 'competing[', 1)}") from None
     for phase in phases:
-        phase.kind = "competing"
+        phase.kind = KIND_COMPETING
     return phases
 
 
@@ -60,7 +61,7 @@ def reference_candidates(campaign: Campaign, candidates: Sequence[Candidate]) ->
         return []
     symbols = sorted({s for c in candidates for s in c.elements}) if wanted == "auto" else list(wanted)
     return [Candidate(elemental_reference(symbol), REFERENCE_PROTOTYPE, changes="reference",
-                      kind="reference", origin=f"reference/{symbol}") for symbol in symbols]
+                      kind=KIND_REFERENCE, origin=f"reference/{symbol}") for symbol in symbols]
 
 
 def check_elements(calculator: str, candidates: Sequence[Candidate], shown: int = 10) -> None:

@@ -52,7 +52,7 @@ def plan_status(plan_file: Path, output: Path, shards: Path | None = None) -> Pl
     for shard in shard_files(shards_dir(output) if shards is None else shards):
         try:
             _merge(sharded, _statuses(shard))
-        except (StoreError, OSError, KeyError) as exc:
+        except (StoreError, OSError, KeyError, RuntimeError) as exc:  # h5py: RuntimeError for garbage
             result.unreadable_shards.append(f"{shard}: {exc}")
     for tid in ids:
         status = stored.get(tid)

@@ -16,66 +16,40 @@ value is left out and named in a note.
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
 import struct
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tansaku import __version__
-from tansaku.results import plots
-from tansaku.results.plots import Figure, flag, is_missing, kinds, num, ok_mask, text
+from tansaku.constants import KIND_CANDIDATE, STATUS_FAILED
+from tansaku.report import hull, plots
+from tansaku.report.columns import (
+    Column,
+    column_info,
+    flag,
+    header,
+    is_missing,
+    kinds,
+    num,
+    objectives_text,
+    ok_mask,
+    text,
+)
+from tansaku.report.plots import Figure
+from tansaku.results.derived import derived_attrs
+from tansaku.screening.hull import is_on_hull
+from tansaku.screening.rank import DEFAULT_OBJECTIVES
 
-DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (
-    ("e_above_hull", "min"), ("mu0_ms", "max"), ("re_mass_fraction", "min"), ("hhi_production", "min"))
 FIGURE_NAMES = ("hull.png", "pareto.png", "re_vs_ms.png")
 
 
-@dataclass(frozen=True)
-class Column:
-    """How a column of the ranked table is shown: header, unit, and a formatter of one finite value."""
-
-    header: str
-    unit: str = ""
-    fmt: Callable[[float], str] | None = None  # None: text column
-    html_header: str = ""  # header with markup (already escaped); defaults to the escaped header
-
-
-def _fixed(digits: int, scale: float = 1.0) -> Callable[[float], str]:
-    return lambda v: f"{v * scale:,.{digits}f}"
-
-
-def _money(v: float) -> str:
-    """Prices from cents to thousands of USD: three significant figures, at most two decimals."""
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
-
-
-COLUMNS: dict[str, Column] = {
-    "rank": Column("Rank", fmt=lambda v: f"{int(v)}"),
-    "label": Column("Label"),
-    "formula": Column("Formula"),
-    "prototype": Column("Prototype"),
-    "e_above_hull": Column("E_hull", "eV/atom", _fixed(3), "E<sub>hull</sub>"),
-    "formation_energy": Column("E_f", "eV/atom", _fixed(3), "E<sub>f</sub>"),
-    "mu0_ms": Column("μ0Ms", "T", _fixed(2), "μ<sub>0</sub>M<sub>s</sub>"),
-    "bh_max": Column("(BH)max", "kJ/m³", _fixed(0), "(BH)<sub>max</sub>"),
-    "moment_per_fu": Column("Moment", "μB/f.u.", _fixed(2), "Moment"),
-    "moment_per_tm": Column("Moment per TM", "μB", _fixed(2)),
-    "re_atomic_fraction": Column("RE atomic fraction", "at%", _fixed(1, 100.0)),
-    "re_mass_fraction": Column("RE mass fraction", "wt%", _fixed(1, 100.0)),
-    "hhi_production": Column("HHI production", "", _fixed(0)),
-    "hhi_reserve": Column("HHI reserve", "", _fixed(0)),
-    "cost_per_kg": Column("Raw-material cost", "USD/kg", _money),
-    "density": Column("Density", "g/cm³", _fixed(2)),
-    "score": Column("Score", "", _fixed(3)),
-    "decomposition": Column("Decomposition"),
-}
 TABLE_COLUMNS = ("rank", "label", "formula", "e_above_hull", "formation_energy", "mu0_ms", "bh_max",
                  "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
 ALWAYS_SHOWN = ("rank", "label", "formula")
@@ -115,25 +89,27 @@ footer { margin-top: 36px; color: #8c959f; font-size: 0.8em; }
 
 
 def write_report(table: pd.DataFrame, outdir: str | Path, title: str,
-                 objectives: Sequence[tuple[str, str]] = DEFAULT_OBJECTIVES, top: int = 50) -> Path:
+                 objectives: Sequence[tuple[str, str]] | None = None, top: int = 50) -> Path:
     """Write ``outdir/index.html`` and its PNG figures for a table of ranked records; return the HTML path.
 
-    ``objectives`` are ``(column, "min" | "max")`` pairs (or objects with ``column`` and ``direction``,
-    such as :class:`tansaku.screening.rank.Objective`); they are named in the report, their table columns
-    are marked and always shown. ``top`` limits the ranked table to the best ``top`` candidates.
+    ``objectives`` are the ranking's ``(column, "min" | "max")`` pairs (or objects with ``column`` and
+    ``direction``, such as :class:`tansaku.screening.rank.Objective`; default: screening's
+    DEFAULT_OBJECTIVES, :func:`objectives_used` gives those of a ranked file); they are named in the report,
+    their table columns are marked and always shown, and the Pareto figure plots two of them. ``top``
+    limits the ranked table to the best ``top`` candidates.
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_report: table must be a pandas DataFrame, got {type(table).__name__}")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
         raise ValueError(f"write_report: top must be a non-negative integer, got {top!r}")
-    objectives = _objectives(objectives)
+    objectives = _objectives(DEFAULT_OBJECTIVES if objectives is None else objectives)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     table = table.reset_index(drop=True)
 
     figures = []
-    makers = {"hull.png": lambda p: plots.hull_plot(table, p),
-              "pareto.png": lambda p: plots.pareto_plot(table, p, _objectives_text(objectives)),
+    makers = {"hull.png": lambda p: hull.hull_plot(table, p),
+              "pareto.png": lambda p: plots.pareto_plot(table, p, objectives),
               "re_vs_ms.png": lambda p: plots.re_vs_ms_plot(table, p)}
     for name in FIGURE_NAMES:
         path = outdir / name
@@ -167,9 +143,13 @@ def _objectives(objectives) -> list[tuple[str, str]]:
     return out
 
 
-def _objectives_text(objectives) -> str:
-    return ", ".join(f"{'minimise' if d == 'min' else 'maximise'} {COLUMNS[c].header if c in COLUMNS else c}"
-                     for c, d in objectives)
+def objectives_used(path: str | os.PathLike) -> list[tuple[str, str]] | None:
+    """The (column, direction) objectives the stored ranking of a results file used (objectives without
+    values, e.g. μ0Ms of a non-magnetic calculator, already left out), or None before any ranking."""
+    settings = derived_attrs(path).get("settings", "")
+    if not settings:
+        return None
+    return [(o["column"], o["direction"]) for o in json.loads(settings).get("objectives", [])]
 
 
 # ------------------------------------------------------------------------------------------------ page
@@ -193,7 +173,7 @@ def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[F
     if calculators:
         meta += f" · calculator{'s' if len(calculators) > 1 else ''}: {', '.join(calculators)}"
     if objectives:
-        meta += " · ranking objectives: " + _objectives_text(objectives)
+        meta += " · ranking objectives: " + objectives_text(objectives)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -229,9 +209,9 @@ def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[F
 def _counts_html(table: pd.DataFrame) -> str:
     ok = ok_mask(table)
     status = text(table, "status")
-    candidate = kinds(table) == "candidate"
+    candidate = kinds(table) == KIND_CANDIDATE
     ehull = num(table, "e_above_hull")
-    on_hull = ok & np.isfinite(ehull) & (ehull < plots.ON_HULL_TOL)
+    on_hull = ok & is_on_hull(ehull)
     have_hull = bool(np.isfinite(ehull).any())
 
     def count_of(column: str, mask: np.ndarray):
@@ -240,7 +220,7 @@ def _counts_html(table: pd.DataFrame) -> str:
     items = [
         ("records", "records", len(table), ""),
         ("ok", "ok", int(ok.sum()), ""),
-        ("failed", "failed", int((status == "failed").sum()) if "status" in table.columns else None, ""),
+        ("failed", "failed", int((status == STATUS_FAILED).sum()) if "status" in table.columns else None, ""),
         ("candidates", "candidates", int(candidate.sum()), f"{int((candidate & ok).sum())} ok"),
         ("on-hull", "on the convex hull", int(on_hull.sum()) if have_hull else None,
          f"{int((on_hull & candidate).sum())} candidates" if have_hull else ""),
@@ -257,66 +237,11 @@ def _counts_html(table: pd.DataFrame) -> str:
 
 
 def _table_html(table: pd.DataFrame, objectives, top: int) -> str:
-    candidates = ok_mask(table) & (kinds(table) == "candidate")
-    rank = num(table, "rank")
-    ranked = np.flatnonzero(candidates & np.isfinite(rank) & (rank >= 1))
-    notes = []
-    if len(ranked):
-        rows = ranked[np.argsort(rank[ranked], kind="stable")][:top]
-        heading = f"Top {len(rows)} of {len(ranked)} ranked candidates"
-    else:
-        # nothing ranked (e.g. an objective is missing for every candidate): show the most stable ones
-        pool = np.flatnonzero(candidates)
-        ehull, eform = num(table, "e_above_hull")[pool], num(table, "formation_energy")[pool]
-        finite = lambda v: np.where(np.isfinite(v), v, np.inf)  # noqa: E731 - unknown values last
-        rows = pool[np.lexsort((finite(eform), finite(ehull)))][:top]
-        heading = f"Candidates ({len(rows)} of {len(pool)}, none ranked)"
-        reason = _unranked_reason(table, candidates, objectives)
-        if len(pool):
-            notes.append(f"No candidate is ranked{reason}. Shown instead: the {len(rows)} most stable "
-                         f"successful candidates, by energy above the hull.")
-        else:
-            notes.append("There is no successful candidate to show.")
-
-    wanted = list(TABLE_COLUMNS)
-    for column, _ in objectives:  # an objective outside the default columns still gets its column
-        if column not in wanted:
-            wanted.insert(wanted.index("score"), column)
-    shown, empty = [], []
-    for column in wanted:
-        if column in ALWAYS_SHOWN:
-            shown.append(column)
-            continue
-        values = table[column].iloc[rows] if column in table.columns and len(rows) else None
-        if values is None or not values.map(lambda v: not is_missing(v) and str(v) != "").any():
-            empty.append(column)
-        else:
-            shown.append(column)
+    """The ranked table: heading, notes, header row and one row per chosen candidate."""
+    rows, heading, notes = _chosen_rows(table, objectives, top)
+    shown, empty = _shown_columns(table, rows, objectives)
     if empty and len(rows):
-        names = ", ".join(COLUMNS[c].header if c in COLUMNS else c for c in empty)
-        notes.append(f"Not available for these candidates, so not shown: {names}.")
-
-    direction = dict(objectives)
-    head = []
-    for column in shown:
-        info = COLUMNS.get(column, Column(column, fmt=_fixed(3)))
-        cls = ' class="num"' if info.fmt else ""
-        label = info.html_header or _e(info.header)
-        if column in direction:
-            arrow, word = ("↓", "minimised") if direction[column] == "min" else ("↑", "maximised")
-            label += f' <span class="dir" title="objective: {word}">{arrow}</span>'
-        unit = f'<span class="unit">{_e(info.unit)}</span>' if info.unit else '<span class="unit">&nbsp;</span>'
-        head.append(f'<th scope="col"{cls}>{label}{unit}</th>')
-
-    body = []
-    for i in rows:
-        cells = []
-        for column in shown:
-            info = COLUMNS.get(column, Column(column, fmt=_fixed(3)))
-            value = table[column].iloc[i] if column in table.columns else None
-            cells.append(_cell(column, info, value))
-        body.append("<tr>" + "".join(cells) + "</tr>")
-
+        notes.append(f"Not available for these candidates, so not shown: {', '.join(map(header, empty))}.")
     parts = [f"<h2>{_e(heading)}</h2>"]
     parts += [f'<p class="note">{_e(n)}</p>' for n in notes]
     if len(rows):
@@ -324,10 +249,63 @@ def _table_html(table: pd.DataFrame, objectives, top: int) -> str:
                      'RE: rare earth; HHI: Herfindahl–Hirschman index of supply concentration '
                      '(0–10,000, lower is safer); cost: raw elements only.</p>')
     parts.append('<div class="table-wrap"><table id="ranking">')
-    parts.append("<thead><tr>" + "".join(head) + "</tr></thead>")
-    parts.append("<tbody>\n" + "\n".join(body) + "\n</tbody>")
+    parts.append("<thead><tr>" + "".join(_header_cell(c, dict(objectives)) for c in shown) + "</tr></thead>")
+    parts.append("<tbody>\n" + "\n".join(_row_html(table, i, shown) for i in rows) + "\n</tbody>")
     parts.append("</table></div>")
     return "\n".join(parts)
+
+
+def _chosen_rows(table: pd.DataFrame, objectives, top: int) -> tuple[np.ndarray, str, list[str]]:
+    """The rows to list (the best ``top`` ranked candidates; with none ranked, the most stable ones), the
+    heading and notes saying why."""
+    candidates = ok_mask(table) & (kinds(table) == KIND_CANDIDATE)
+    rank = num(table, "rank")
+    ranked = np.flatnonzero(candidates & np.isfinite(rank) & (rank >= 1))
+    if len(ranked):
+        rows = ranked[np.argsort(rank[ranked], kind="stable")][:top]
+        return rows, f"Top {len(rows)} of {len(ranked)} ranked candidates", []
+    # nothing ranked (e.g. an objective is missing for every candidate): show the most stable ones
+    pool = np.flatnonzero(candidates)
+    ehull, eform = num(table, "e_above_hull")[pool], num(table, "formation_energy")[pool]
+    finite = lambda v: np.where(np.isfinite(v), v, np.inf)  # noqa: E731 - unknown values last
+    rows = pool[np.lexsort((finite(eform), finite(ehull)))][:top]
+    if len(pool):
+        note = (f"No candidate is ranked{_unranked_reason(table, candidates, objectives)}. Shown instead: the "
+                f"{len(rows)} most stable successful candidates, by energy above the hull.")
+    else:
+        note = "There is no successful candidate to show."
+    return rows, f"Candidates ({len(rows)} of {len(pool)}, none ranked)", [note]
+
+
+def _shown_columns(table: pd.DataFrame, rows: np.ndarray, objectives) -> tuple[list[str], list[str]]:
+    """The default columns plus every objective's, split into those with a value in ``rows`` and those
+    without (left out)."""
+    wanted = list(TABLE_COLUMNS)
+    for column, _ in objectives:  # an objective outside the default columns still gets its column
+        if column not in wanted:
+            wanted.insert(wanted.index("score"), column)
+    shown, empty = [], []
+    for column in wanted:
+        values = table[column].iloc[rows] if column in table.columns and len(rows) else None
+        has_value = values is not None and values.map(lambda v: not is_missing(v) and str(v) != "").any()
+        (shown if column in ALWAYS_SHOWN or has_value else empty).append(column)
+    return shown, empty
+
+
+def _header_cell(column: str, direction: dict[str, str]) -> str:
+    info = column_info(column)
+    cls = ' class="num"' if info.fmt else ""
+    label = info.html_header or _e(info.header)
+    if column in direction:
+        arrow, word = ("↓", "minimised") if direction[column] == "min" else ("↑", "maximised")
+        label += f' <span class="dir" title="objective: {word}">{arrow}</span>'
+    unit = f'<span class="unit">{_e(info.unit)}</span>' if info.unit else '<span class="unit">&nbsp;</span>'
+    return f'<th scope="col"{cls}>{label}{unit}</th>'
+
+
+def _row_html(table: pd.DataFrame, i: int, shown: list[str]) -> str:
+    cells = [_cell(c, column_info(c), table[c].iloc[i] if c in table.columns else None) for c in shown]
+    return "<tr>" + "".join(cells) + "</tr>"
 
 
 def _unranked_reason(table: pd.DataFrame, candidates: np.ndarray, objectives) -> str:
@@ -335,7 +313,7 @@ def _unranked_reason(table: pd.DataFrame, candidates: np.ndarray, objectives) ->
         return " (the table has no rank column: the ranking step has not been run)"
     missing = [c for c, _ in objectives if not np.isfinite(num(table, c)[candidates]).any()]
     if missing:
-        names = ", ".join(COLUMNS[c].header if c in COLUMNS else c for c in missing)
+        names = ", ".join(map(header, missing))
         return f": no candidate has a value of the objective{'s' if len(missing) > 1 else ''} {names}"
     return " (none passes the filters with every objective known)"
 

@@ -1,4 +1,5 @@
-"""Deterministic synthetic Records, for tests and benchmarks of the store."""
+"""Deterministic synthetic Records, for tests and benchmarks of the store (a test helper, not part of the
+installed package: tests import it as ``synthetic``, benchmarks put tests/ on sys.path first)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from tansaku.results.record import STATUS_OK, Record
+from tansaku.constants import KINDS, STATUS_OK
+from tansaku.results.record import Record
 
 
 def synthetic_record(k: int, status: str = STATUS_OK, natoms: int | None = None) -> Record:
@@ -25,7 +27,7 @@ def synthetic_record(k: int, status: str = STATUS_OK, natoms: int | None = None)
     return Record(
         task_id=f"t{k:09d}",
         candidate_id=f"cand-{k // 2}",
-        kind=("candidate", "reference", "competing")[k % 3],
+        kind=KINDS[k % 3],
         label=f"Fe₂Co-{k} α✓ é",
         formula=f"Fe{1 + k % 4}Co",
         prototype=("L1_0", "B2", "D0_3")[k % 3],
