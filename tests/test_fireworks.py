@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, TESTS, subprocess_env
 from hpc_campaigns import write_campaign
 
 from tansaku.results import read_columns
@@ -32,8 +33,6 @@ try:  # the local SLURM of scripts/slurm-up.sh (tests/slurm_cluster.py comes wit
 except ImportError:
     slurm = None
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
 
 
 def _need(module: str) -> None:
@@ -69,10 +68,10 @@ def launchpad_file(tmp_path, mongo_uri):
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """A rocket's environment: this checkout (and the test plug-in) on its path, no FireWorks config of ours."""
-    env = {k: v for k, v in os.environ.items() if k != "MONGOMOCK_SERVERSTORE_FILE"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS)])
-    env.update(extra)
+    """A child's environment (this checkout and tests/ on its path); no mongomock unless asked for."""
+    env = subprocess_env(**extra)
+    if "MONGOMOCK_SERVERSTORE_FILE" not in extra:
+        env.pop("MONGOMOCK_SERVERSTORE_FILE", None)
     return env
 
 
@@ -101,7 +100,7 @@ def _cli(args: list[str]):
 def _no_gold_campaign(folder: Path) -> Path:
     from fireworks_plugin import NAME, register_no_gold
 
-    register_no_gold()
+    register_no_gold()  # in this process (the test asks for the calculator_registry fixture, which undoes it)
     path = write_campaign(folder, "nogold")
     path.write_text(path.read_text().replace('[calculator]\nname = "emt"', f'[calculator]\nname = "{NAME}"'))
     return path
@@ -118,7 +117,7 @@ def _launchpad(path: Path):
 
 
 @pytest.mark.slow
-def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_file):
+def test_campaign_through_launchpad_two_launchers_one_fails(tmp_path, launchpad_file, calculator_registry):
     """Add a campaign, run it with two concurrent `rlaunch rapidfire`, collect, add and collect again."""
     from fireworks_plugin import MESSAGE, RegisterNoGold
 
@@ -346,7 +345,7 @@ ntasks: 1
 walltime: '00:10:00'
 queue: {partition}
 job_name: tansaku-fireworks-test
-pre_rocket: export PYTHONPATH={os.pathsep.join([str(ROOT), str(TESTS)])}
+pre_rocket: export PYTHONPATH={os.pathsep.join([str(REPO), str(TESTS)])}
 logdir: {tmp_path / "queue_logs"}
 """)
     (tmp_path / "queue_logs").mkdir()  # FireWorks does not create it (and qlaunch exits 0 on errors)
