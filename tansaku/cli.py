@@ -317,12 +317,101 @@ def collect(
         summary = collect_shards(campaign.output, folder, campaign.text)
     except (CampaignError, StoreError) as exc:
         raise _fail(str(exc)) from None
+    _print_collected(summary, folder, campaign.output)
+
+
+def _print_collected(summary, folder: Path, output: Path) -> None:
+    """What ``collect`` merged: one line per shard and a total (on stderr)."""
     for report in summary.shards:
-        note = f"  [yellow]{report.note}[/]" if report.note else ""
+        note = f"  ({report.note})" if report.note else ""
         err.print(f"{report.path}: {report.rows} rows: {report.added} added, {report.replaced} replaced a failed "
                   f"row, {report.skipped} already stored{note}", highlight=False)
-    err.print(f"collected {len(summary.shards)} shard(s) from {folder} into {campaign.output}: {summary.added} added, "
+    err.print(f"collected {len(summary.shards)} shard(s) from {folder} into {output}: {summary.added} added, "
               f"{summary.replaced} replaced, {summary.skipped} already stored", highlight=False)
+
+
+fireworks_app = typer.Typer(help="FireWorks backend: add a campaign's tasks to a LaunchPad as Fireworks (run them "
+                                 "with rlaunch/qlaunch), collect what the rockets wrote.", no_args_is_help=True)
+app.add_typer(fireworks_app, name="fireworks")
+LaunchpadOption = Annotated[Optional[Path], typer.Option(
+    "--launchpad", "-l", help="LaunchPad file (default: FireWorks' own, e.g. my_launchpad.yaml or LAUNCHPAD_LOC)")]
+
+
+def _fireworks_errors() -> tuple[type[Exception], ...]:
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.results import StoreError
+    from tansaku.workflows.campaign import CampaignError
+    from tansaku.workflows.fireworks_backend import FireWorksError
+    from tansaku.workflows.plan import UnsupportedElementsError
+    from tansaku.workflows.planfile import PlanError
+
+    return CampaignError, CalculatorConfigError, UnsupportedElementsError, PlanError, StoreError, FireWorksError
+
+
+@fireworks_app.command("add")
+def fireworks_add(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file (planned now if its plan is not saved)")],
+    launchpad: LaunchpadOption = None,
+    tasks_per_firework: Annotated[int, typer.Option(help="tasks per Firework: 1 for DFT-sized tasks, more to "
+                                                         "spread FireWorks' overhead over fast ones")] = 1,
+    workers: Annotated[int, typer.Option(help="processes per Firework (a local pool); 0: in the rocket")] = 0,
+    category: Annotated[Optional[str], typer.Option(help="FireWorks _category (which FWorkers run them)")] = None,
+    priority: Annotated[Optional[int], typer.Option(help="FireWorks _priority")] = None,
+    rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run FIZZLED Fireworks of the campaign "
+                                                                      "again, and add failed tasks again")] = False,
+) -> None:
+    """Add the campaign's tasks that are not stored, in a shard or already in the LaunchPad as Fireworks
+    (adding twice adds nothing new). Run them with `rlaunch rapidfire` or `qlaunch`."""
+    from tansaku.workflows.campaign import load_campaign
+    from tansaku.workflows.fireworks_backend import add_campaign, load_launchpad
+
+    try:
+        campaign = load_campaign(campaign_file)
+        lpad = load_launchpad(launchpad)
+        s = add_campaign(campaign, lpad, tasks_per_firework=tasks_per_firework, workers=workers, category=category,
+                         priority=priority, rerun_failed=rerun_failed)
+    except _fireworks_errors() as exc:
+        raise _fail(str(exc)) from None
+    ids = f" (fw_id {min(s.fw_ids)}..{max(s.fw_ids)})" if s.fw_ids else ""
+    rerun = f"; {s.rerun} FIZZLED Fireworks set to run again" if s.rerun else ""
+    err.print(f"{campaign.name}: {s.tasks} planned tasks (plan {'reused' if s.plan_reused else 'saved'}): {s.stored} "
+              f"stored or in shards, {s.queued} already in the LaunchPad; added {s.added_tasks} tasks as "
+              f"{s.fireworks} Fireworks{ids}{rerun}", highlight=False)
+    if s.fireworks or s.rerun:
+        lp = f" -l {launchpad}" if launchpad else ""
+        err.print(f"run them: rlaunch{lp} rapidfire (or qlaunch{lp} rapidfire); then: tansaku fireworks collect "
+                  f"{campaign_file}{' --launchpad ' + str(launchpad) if launchpad else ''}", highlight=False)
+
+
+@fireworks_app.command("collect")
+def fireworks_collect(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    launchpad: LaunchpadOption = None,
+) -> None:
+    """Merge the shards the campaign's Fireworks wrote into its store (idempotent); tasks of FIZZLED Fireworks
+    that left no record are stored as failed with the Firework's error. Ranks once every Firework has ended."""
+    from tansaku.workflows.campaign import load_campaign
+    from tansaku.workflows.collect import shards_dir
+    from tansaku.workflows.fireworks_backend import collect_campaign, load_launchpad
+
+    try:
+        campaign = load_campaign(campaign_file)
+        summary = collect_campaign(campaign, load_launchpad(launchpad))
+    except _fireworks_errors() as exc:
+        raise _fail(str(exc)) from None
+    states = ", ".join(f"{n} {state}" for state, n in sorted(summary.states.items())) or "none"
+    err.print(f"{campaign.name}: Fireworks in the LaunchPad: {states}", highlight=False)
+    if summary.fizzled_recorded:
+        err.print(f"{summary.fizzled_recorded} tasks of FIZZLED Fireworks left no record: stored as failed with the "
+                  f"Firework's error", highlight=False)
+    if summary.not_in_plan:
+        err.print(f"{summary.not_in_plan} tasks of FIZZLED Fireworks are not in the current plan (left out)",
+                  highlight=False)
+    _print_collected(summary.collected, shards_dir(campaign.output), campaign.output)
+    if summary.unfinished:
+        err.print(f"{summary.unfinished} Fireworks not finished yet: collect again later", highlight=False)
+    elif summary.states and campaign.output.exists():
+        _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
 
 
 @app.command()
