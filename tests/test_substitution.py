@@ -5,14 +5,20 @@ import math
 
 import numpy as np
 import pytest
+from burnside import burnside
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from tansaku.screening.generate import Decoration, generate, generate_from
 from tansaku.screening.identity import structure_id
 from tansaku.screening.prototypes import build, get_prototype
-from tansaku.screening.substitution import (Occupation, Substitution, SubstitutionError, Variant,
-                                            distinct_orderings)
+from tansaku.screening.substitution import (
+    Occupation,
+    Substitution,
+    SubstitutionError,
+    Variant,
+    distinct_orderings,
+)
 from tansaku.screening.symmetry import site_permutations, site_types
 
 
@@ -48,35 +54,12 @@ def test_two_of_eight_8i_orderings_match_structure_matcher_classes():
     assert all((g[sites] == 27).sum() == 2 for g in got)
 
 
-def burnside_count(perms, n_sites, k):
-    """Orbits of k-subsets of n_sites under the permutation group (Burnside's lemma)."""
-    total = 0
-    for perm in perms:
-        cycles, seen = [], set()
-        for start in range(n_sites):
-            if start in seen:
-                continue
-            length, i = 0, start
-            while i not in seen:
-                seen.add(i)
-                i = perm[i]
-                length += 1
-            cycles.append(length)
-        # number of ways to pick whole cycles summing to k
-        ways = np.zeros(k + 1, dtype=object)
-        ways[0] = 1
-        for c in cycles:
-            ways[c:] = ways[c:] + ways[:-c].copy() if c <= k else ways[c:]
-        total += ways[k]
-    return total // len(perms)
-
-
 def test_fraction_of_element_counts_agree_with_burnside():
     atoms, labels, perms = thmn12_parent()
     fe = np.flatnonzero(atoms.numbers == 26)
     fe_perms = np.array([[np.searchsorted(fe, p[i]) for i in fe] for p in perms])
     got = distinct_orderings(atoms.numbers, labels, {"2b"}, Variant((sub("Fe", "Co", 0.25),)), perms)
-    assert len(got) == burnside_count(fe_perms, len(fe), 6)
+    assert len(got) == burnside(fe_perms, (6,))
     assert len(got) < math.comb(24, 6) / 10
 
 

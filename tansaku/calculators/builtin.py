@@ -19,6 +19,12 @@ def make_emt() -> Calculator:
     return EMT()
 
 
+def make_emt_fast() -> Calculator:
+    from tansaku.calculators.emt_fast import EMTFast
+
+    return EMTFast()
+
+
 def make_chgnet(model: str = "0.3.0", device: str = "cpu") -> Calculator:
     from chgnet.model import CHGNet
     from chgnet.model.dynamics import CHGNetCalculator
@@ -41,10 +47,13 @@ register(CalculatorSpec(
     name="emt", factory=make_emt, elements=EMT_ELEMENTS, package="ase",
     description="ASE's effective-medium theory (fast, for tests and fcc alloys)"))
 register(CalculatorSpec(
+    name="emt-fast", factory=make_emt_fast, elements=EMT_ELEMENTS, package="tansaku",
+    description="ASE's EMT compiled with numba: same results, ~50x faster (tansaku.calculators.emt_fast)"))
+register(CalculatorSpec(
     name="chgnet", factory=make_chgnet, elements=MPTRJ_ELEMENTS, package="chgnet", magnetic=True,
-    defaults={"model": "0.3.0", "device": "cpu"},
+    defaults={"model": "0.3.0"}, runtime_keys=("device",),
     description="CHGNet universal potential, pretrained weights shipped in the wheel; predicts magnetic moments"))
 register(CalculatorSpec(
     name="sevenn", factory=make_sevenn, elements=MPTRJ_ELEMENTS, package="sevenn",
-    defaults={"model": "7net-0", "device": "cpu"},
+    defaults={"model": "7net-0"}, runtime_keys=("device",),
     description="SevenNet 7net-0 universal potential, weights shipped in the wheel"))

@@ -1,4 +1,10 @@
-"""Registry: calculator name -> factory of an ASE calculator, with the elements it supports."""
+"""Registry: calculator name -> factory of an ASE calculator, with the elements it supports.
+
+Calculators shipped with tansaku register themselves (builtin.py, dft.py). Third-party packages declare
+theirs in the ``tansaku.calculators`` entry-point group (value: a ``CalculatorSpec`` or a function returning
+one); ``get_spec`` loads them lazily in whichever process asks (coordinator, Dask worker, MPI rank, batch
+job), so a calculator never exists in one process only.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,14 @@ from typing import Any
 from ase.calculators.calculator import Calculator
 from ase.data import chemical_symbols
 
+from tansaku.calculators.context import RunContext
+
 # Elements of the Materials Project trajectory set (MPtrj) that CHGNet and 7net-0 were trained on:
 # H..Bi (Z 1-83) and Ac..Pu (Z 89-94).
 MPTRJ_ELEMENTS = frozenset(chemical_symbols[1:84] + chemical_symbols[89:95])
+
+
+ENTRY_POINT_GROUP = "tansaku.calculators"
 
 
 class CalculatorConfigError(ValueError):
@@ -34,23 +45,53 @@ class CalculatorSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # every accepted parameter
     required: tuple[str, ...] = ()
     description: str = ""
+    # file-based codes (DFT): a fresh instance per task, built with the task's RunContext (``context=``)
+    file_based: bool = False
+    # Runtime fields handed to the factory as keyword arguments (e.g. "device" for ML models)
+    runtime_keys: tuple[str, ...] = ()
+    # named sets of identity parameters (presets.py); the "preset" parameter picks one
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # the code's own version (pw.x, VASP); default: the version of ``package``
+    version_fn: Callable[[], str] | None = None
+    # the code's own relaxation (QE vc-relax), used when the identity parameter relax_driver = "native":
+    # native_relax(atoms, calculator, RelaxSettings, relax_cell) -> RelaxResult
+    native_relax: Callable[..., Any] | None = None
 
     def resolve_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Defaults overlaid with ``params``; unknown or missing parameters are errors."""
+        """Defaults, then the chosen preset, then ``params``; unknown or missing parameters are errors.
+
+        The result is the calculator's identity: it enters the task id and is stored with each record.
+        """
         params = dict(params or {})
+        if self.presets:
+            preset = params.get("preset", self.defaults.get("preset"))
+            if preset not in self.presets:
+                raise CalculatorConfigError(f"calculator {self.name!r}: unknown preset {preset!r}; "
+                                            f"presets: {', '.join(self.presets)}")
+            params = {**self.presets[preset], **params}
         unknown = sorted(set(params) - set(self.defaults) - set(self.required))
         if unknown:
             accepted = sorted(set(self.defaults) | set(self.required)) or ["none"]
             raise CalculatorConfigError(f"calculator {self.name!r}: unknown parameter(s) {unknown}; "
                                         f"accepted: {', '.join(accepted)}")
+        driver = params.get("relax_driver", self.defaults.get("relax_driver", "ase"))
+        if driver not in ("ase", "native") or (driver == "native" and self.native_relax is None):
+            choices = "ase, native" if self.native_relax else "ase"
+            raise CalculatorConfigError(f"calculator {self.name!r}: relax_driver {driver!r} not available; "
+                                        f"choose {choices}")
         missing = [key for key in self.required if key not in params]
         if missing:
             raise CalculatorConfigError(f"calculator {self.name!r}: missing required parameter(s) {missing}")
         return {**self.defaults, **params}
 
     def version(self) -> str:
-        """The installed version of ``package``, looked up once per process (it enters every task id)."""
-        return package_version(self.package)
+        """The code's version, looked up once per process (it enters every task id)."""
+        return _code_version(self.version_fn) if self.version_fn else package_version(self.package)
+
+
+@functools.cache
+def _code_version(version_fn: Callable[[], str]) -> str:
+    return version_fn()
 
 
 @functools.cache
@@ -71,15 +112,37 @@ def register(spec: CalculatorSpec) -> CalculatorSpec:
     return spec
 
 
-def get_spec(name: str) -> CalculatorSpec:
+def _load_entry_point(entry: metadata.EntryPoint) -> CalculatorSpec:
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise CalculatorConfigError(f"unknown calculator {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        loaded = entry.load()
+        spec = loaded if isinstance(loaded, CalculatorSpec) else loaded()
+    except Exception as exc:  # a broken plug-in must not take the others down; say which one and why
+        raise CalculatorConfigError(f"calculator {entry.name!r} (entry point {entry.value!r} of "
+                                    f"{ENTRY_POINT_GROUP!r}) failed to load: {type(exc).__name__}: {exc}") from None
+    if not isinstance(spec, CalculatorSpec) or spec.name != entry.name:
+        raise CalculatorConfigError(f"entry point {entry.value!r} of {ENTRY_POINT_GROUP!r} must give a "
+                                    f"CalculatorSpec named {entry.name!r}, got {spec!r}")
+    return register(spec)
+
+
+def _entry_points(name: str | None = None) -> list[metadata.EntryPoint]:
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [e for e in found if name is None or e.name == name]
+
+
+def get_spec(name: str) -> CalculatorSpec:
+    """The calculator ``name``: registered in this process, or found through its entry point."""
+    spec = _REGISTRY.get(name)
+    if spec is not None:
+        return spec
+    for entry in _entry_points(name):
+        return _load_entry_point(entry)
+    raise CalculatorConfigError(f"unknown calculator {name!r}; known: {', '.join(calculator_names())}")
 
 
 def calculator_names() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered calculators and those that entry points offer (not loaded)."""
+    return sorted(set(_REGISTRY) | {e.name for e in _entry_points()})
 
 
 def unsupported_elements(name: str, symbols: Iterable[str]) -> list[str]:
@@ -93,7 +156,17 @@ def _cached(name: str, params_json: str) -> Calculator:
     return spec.factory(**json.loads(params_json))
 
 
-def get_calculator(name: str, params: Mapping[str, Any] | None = None) -> Calculator:
-    """The calculator for (name, params), created once per process and then reused (ML models load once)."""
-    resolved = get_spec(name).resolve_params(params)
+def get_calculator(name: str, params: Mapping[str, Any] | None = None, context: RunContext | None = None) -> Calculator:
+    """The calculator for (name, identity params) in ``context`` (default: default runtime).
+
+    File-based calculators (DFT) are built fresh for each call with the context (scratch directory,
+    command, cores); the others are created once per process and then reused (ML models load once),
+    with the runtime fields they ask for (e.g. device).
+    """
+    spec = get_spec(name)
+    resolved = spec.resolve_params(params)
+    if spec.file_based:
+        return spec.factory(**resolved, context=context or RunContext())
+    runtime = (context or RunContext()).runtime
+    resolved.update({key: getattr(runtime, key) for key in spec.runtime_keys})
     return _cached(name, json.dumps(resolved, sort_keys=True))

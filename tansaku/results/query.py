@@ -65,7 +65,8 @@ class _Columns:
         self.f = f
         self.n = committed_rows(f)
         self.derived = [k for k in derived_columns(f) if k not in RECORD_COLUMN_BY_NAME]
-        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values() if not c.shape]
+        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values()
+                        if not c.shape and (not c.optional or c.name in self.f[RECORDS])]
         self._cache: dict[str, np.ndarray] = {}
         self._handles: dict[str, h5py.Dataset] = {}
 

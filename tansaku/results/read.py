@@ -204,12 +204,20 @@ def _read_rows(f: h5py.File, names: Iterable[str], rows: slice) -> dict[str, np.
             + (f", derived columns {derived}" if derived else "")
         )
     ordered = sorted(names, key=lambda n: n != STATUS_COLUMN)
-    n = committed_rows(f) if derived else 0
-    out = {
-        k: _decode(_dataset(f, f"{RECORDS}/{k}")[rows] if k in RECORD_COLUMN_BY_NAME else _read_derived(f, k, rows, n))
-        for k in ordered
-    }
+    n = committed_rows(f) if derived or any(RECORD_COLUMN_BY_NAME[k].optional for k in names
+                                           if k in RECORD_COLUMN_BY_NAME) else 0
+    out = {k: _decode(_record_column(f, k, rows, n) if k in RECORD_COLUMN_BY_NAME else _read_derived(f, k, rows, n))
+           for k in ordered}
     return {k: out[k] for k in names}
+
+
+def _record_column(f: h5py.File, name: str, rows: slice, n: int) -> np.ndarray:
+    """Record column ``name`` at ``rows``; an optional column the file predates reads as its fill value."""
+    column = RECORD_COLUMN_BY_NAME[name]
+    if column.optional and name not in f[RECORDS]:
+        start, stop, _ = rows.indices(n)
+        return np.full(max(0, stop - start), column.fill, dtype=column.dtype)
+    return _dataset(f, f"{RECORDS}/{name}")[rows]
 
 
 def read_columns(source: Source, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:

@@ -44,6 +44,9 @@ class Record:
     wall_time: float = float("nan")  # s
     worker: str = ""  # host:pid that ran the task
     finished_at: float = float("nan")  # unix time
+    params: str = ""  # calculator identity (resolved parameters + code version), JSON
+    history: str = ""  # error-handler history, JSON list ("" when the first attempt succeeded)
+    scf_iterations: int = -1  # summed over the relaxation
 
     @property
     def natoms(self) -> int:

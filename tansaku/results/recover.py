@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from tansaku.results.atomic import CREATE_SUFFIX, RECOVER_SUFFIX, fsync_path
 from tansaku.results.derived import copy_derived
@@ -44,6 +45,11 @@ def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
     m = atoms_end(src, n)
     for group, columns, count in ((RECORDS, RECORD_COLUMNS, n), (ATOMS, ATOM_COLUMNS, m)):
         for c in columns:
+            if c.optional and c.name not in src[group]:  # a file from before the column existed
+                dst[f"{group}/{c.name}"].resize(count, axis=0)
+                if count:
+                    dst[f"{group}/{c.name}"][:] = np.full(count, c.fill, dtype=c.dtype)
+                continue
             ds = src[f"{group}/{c.name}"]
             if ds.shape[0] < count:
                 raise StoreError(f"{src.filename}: {group}/{c.name} has {ds.shape[0]} entries, {count} committed")

@@ -39,6 +39,14 @@ class Column:
     description: str = ""
     width: int = 0  # bytes, for fixed-length UTF-8 strings
     truncate: bool = False  # strings longer than ``width`` are cut (with "…") instead of rejected
+    # Optional columns were added after schema version 1 was first written: files without them stay
+    # valid (readers return ``fill`` for them; the writer adds them, filled, when it opens such a file).
+    optional: bool = False
+
+    @property
+    def fill(self) -> object:
+        """The value of an optional column in rows written before the column existed."""
+        return {"f": np.nan, "i": -1, "b": False}.get(self.dtype.kind, b"")
 
     @property
     def row_bytes(self) -> int:
@@ -50,8 +58,8 @@ class Column:
         return 1 << (rows.bit_length() - 1)  # power of two
 
 
-def _s(name: str, width: int, description: str, truncate: bool = False) -> Column:
-    return Column(name, h5py.string_dtype("utf-8", width), (), "", description, width, truncate)
+def _s(name: str, width: int, description: str, truncate: bool = False, optional: bool = False) -> Column:
+    return Column(name, h5py.string_dtype("utf-8", width), (), "", description, width, truncate, optional)
 
 
 def _f(name: str, units: str, description: str, shape: tuple[int, ...] = ()) -> Column:
@@ -71,6 +79,10 @@ STRING_COLUMNS: tuple[Column, ...] = (
     _s("status", 8, "ok | failed"),
     _s("error", 512, "error message of a failed task (cut to 512 bytes, ending in …)", truncate=True),
     _s("worker", 128, "host:pid that ran the task"),
+    _s("params", 1024, "calculator identity as JSON: resolved parameters (preset included) and code version",
+       truncate=True, optional=True),
+    _s("history", 2048, "error-handler history as JSON: one entry per failed attempt (failure, error, "
+       "correction applied); empty when the first attempt succeeded", truncate=True, optional=True),
 )
 SCALAR_COLUMNS: tuple[Column, ...] = (
     _f("energy", "eV", "total energy of the final structure"),
@@ -82,6 +94,8 @@ SCALAR_COLUMNS: tuple[Column, ...] = (
     Column("converged", np.dtype(bool), (), "", "relaxation converged"),
     _f("wall_time", "s", "wall time of the task"),
     _f("finished_at", "s", "unix time the task finished"),
+    Column("scf_iterations", np.dtype("<i4"), (), "", "SCF iterations summed over the relaxation (-1 unknown)",
+           optional=True),
 )
 ARRAY_COLUMNS: tuple[Column, ...] = (
     _f("stress", "eV/Å^3", "stress, Voigt order xx yy zz yz xz xy", (6,)),
@@ -100,6 +114,12 @@ ATOM_COLUMNS: tuple[Column, ...] = (
 )
 
 RECORD_COLUMN_BY_NAME = {c.name: c for c in RECORD_COLUMNS}
+OPTIONAL_COLUMNS = tuple(c for c in RECORD_COLUMNS if c.optional)
+
+
+def missing_optional_columns(f: h5py.File) -> list[Column]:
+    """Optional record columns a store file (written before they existed) lacks."""
+    return [c for c in OPTIONAL_COLUMNS if c.name not in f[RECORDS]]
 ATOM_COLUMN_BY_NAME = {c.name: c for c in ATOM_COLUMNS}
 STATUS_COLUMN = "status"
 

@@ -30,7 +30,16 @@ from tansaku.results.recover import (
     rewrite,
     write_new_file,
 )
-from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, STATUS_COLUMN, new_file_attrs
+from tansaku.results.schema import (
+    ATOM_COLUMNS,
+    ATOMS,
+    COMMITTED,
+    RECORD_COLUMNS,
+    RECORDS,
+    STATUS_COLUMN,
+    missing_optional_columns,
+    new_file_attrs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +124,10 @@ class Store:
                 h5 = _open_swmr_writer(path)
             try:
                 check_schema(h5)
+                if missing_optional_columns(h5):  # written before those columns existed: add them, filled
+                    h5.close()
+                    rewrite(path, update)
+                    h5 = _open_swmr_writer(path)
                 if update and h5.attrs.get("campaign") != campaign_text:
                     h5.close()
                     rewrite(path, update)

@@ -138,7 +138,15 @@ def distinct_orderings(numbers: np.ndarray, labels: Sequence[str], interstitial_
 
     ``permutations`` are the parent's symmetry operations as site permutations
     (see :func:`tansaku.screening.symmetry.site_permutations`). Orderings related by one of them
-    are the same structure, so one representative of each orbit is returned, in a stable order.
+    are the same structure, so one representative of each orbit is returned, in a stable order:
+    the orbit's first member in the order of ``itertools.combinations`` over the sites of each
+    substitution, species by species (the order of the occupations), substitution by substitution.
+
+    Generation is orbit-canonical (:mod:`tansaku.screening.orderly`): placements are visited in
+    that order with lexicographic-minimum pruning under the symmetry group, so time and memory
+    follow the number of distinct orderings, not the number of raw placements. ``max_orderings``
+    bounds the distinct orderings; the refusal comes before any enumeration, from the lower bound
+    placements / group order.
     """
     numbers = np.asarray(numbers)
     labels = np.asarray(labels, dtype=str)
@@ -150,10 +158,37 @@ def distinct_orderings(numbers: np.ndarray, labels: Sequence[str], interstitial_
         used[sites] = True
         slots.append(_resolve(sub, sites, cell_text))
     total = math.prod(_multinomial(len(s.sites), [c for _, c in s.counts]) for s in slots)
-    if total > max_orderings:
+    n_ops = len(np.unique(np.asarray(permutations), axis=0))
+    at_least = -(-total // n_ops)  # every orbit has at most n_ops members
+    if at_least > max_orderings:
         raise SubstitutionError(
-            f"variant '{variant.name}' has {total:,} orderings in the {cell_text} cell, more than "
-            f"max_orderings = {max_orderings:,}; use a smaller cell or fewer substituted sites")
+            f"variant '{variant.name}' has {total:,} placements, at least {at_least:,} distinct orderings "
+            f"in the {cell_text} cell, more than max_orderings = {max_orderings:,}; "
+            f"use a smaller cell or fewer substituted sites")
+    if _injective(slots, numbers):
+        from tansaku.screening.orderly import canonical_orderings
+
+        blocks = [(slot.sites, z, k) for slot in slots for z, k in slot.counts if k > 0]
+        return canonical_orderings(numbers, blocks, permutations, expected=at_least)
+    return _orderings_by_images(numbers, slots, permutations)
+
+
+def _injective(slots: Sequence[_Slot], numbers: np.ndarray) -> bool:
+    """Whether the atomic numbers tell which species of which slot chose each site.
+
+    Not so when an occupation repeats an element, or names the element already on the sites
+    ("Fe: Fe 0.5"): then different placements give the same structure, and the image-set path
+    (which compares atomic numbers) is used instead.
+    """
+    for slot in slots:
+        species = [z for z, k in slot.counts if k > 0]
+        if len(set(species)) < len(species) or set(species) & set(numbers[slot.sites].tolist()):
+            return False
+    return True
+
+
+def _orderings_by_images(numbers: np.ndarray, slots: Sequence[_Slot], permutations: np.ndarray) -> list[np.ndarray]:
+    """Reference path: every placement, skipping those already seen as an image of a kept one."""
     inverse = np.argsort(permutations, axis=1)
     seen: set[bytes] = set()
     distinct: list[np.ndarray] = []

@@ -15,7 +15,8 @@ from typing import Any
 
 from ase.data import atomic_numbers
 
-from tansaku.calculators import CalculatorConfigError, RelaxSettings, get_spec
+from tansaku.calculators import CalculatorConfigError, RelaxSettings, Runtime, get_spec
+from tansaku.calculators.context import LAUNCHERS, SCRATCH_POLICIES
 from tansaku.calculators.relax import OPTIMIZERS
 from tansaku.filters import ELEMENTS, Filter, FilterError, parse_filter, unknown_column_error
 from tansaku.screening.generate import Decoration
@@ -37,7 +38,8 @@ class CampaignError(ValueError):
 @dataclass(frozen=True)
 class CalculatorChoice:
     name: str
-    params: Mapping[str, Any] = field(default_factory=dict)  # resolved (defaults filled in)
+    params: Mapping[str, Any] = field(default_factory=dict)  # resolved (defaults filled in); identity
+    runtime: Runtime = field(default_factory=Runtime)  # [calculator.runtime]: never in a task id
 
 
 @dataclass(frozen=True)
@@ -212,15 +214,42 @@ def _decoration(reader: _Reader) -> Decoration:
         distinct_elements=reader.get("distinct_elements", bool, default=False), max_orderings=max_orderings)
 
 
+def _argv(reader: _Reader, name: str) -> tuple[str, ...]:
+    value = reader.get(name, list, default=[])
+    if not all(isinstance(v, str) and v for v in value):
+        raise reader.fail(reader.key(name), f"expected an argument list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _runtime(reader: _Reader) -> Runtime:
+    """[calculator.runtime]: how and where tasks run; changing it never changes a task id."""
+    reader.check_keys({"command", "cores", "launcher", "mpirun", "device", "scratch", "on_success",
+                       "max_retries", "timeout", "pseudo_dir"})
+    cores = reader.get("cores", int, default=1)
+    if cores < 1:
+        raise reader.fail(reader.key("cores"), f"must be >= 1, got {cores}")
+    for key in ("max_retries", "timeout"):
+        if reader.get(key, float if key == "timeout" else int, default=0) < 0:
+            raise reader.fail(reader.key(key), "must be >= 0")
+    scratch, pseudo_dir = reader.get("scratch", str, default=None), reader.get("pseudo_dir", str, default=None)
+    return Runtime(
+        command=_argv(reader, "command"), cores=cores, launcher=reader.choice("launcher", LAUNCHERS, "mpi"),
+        mpirun=_argv(reader, "mpirun"), device=reader.get("device", str, default="cpu"),
+        scratch=Path(scratch) if scratch else None,
+        on_success=reader.choice("on_success", SCRATCH_POLICIES, "delete"),
+        max_retries=reader.get("max_retries", int, default=3), timeout=reader.get("timeout", float, default=0.0),
+        pseudo_dir=Path(pseudo_dir) if pseudo_dir else None)
+
+
 def _calculator(reader: _Reader) -> CalculatorChoice:
-    reader.check_keys({"name", "params"})
+    reader.check_keys({"name", "params", "runtime"})
     name = reader.get("name", str, required=True)
     try:
         spec = get_spec(name)
         params = spec.resolve_params(reader.get("params", dict, default={}))
     except CalculatorConfigError as exc:
         raise reader.fail(reader.path, str(exc)) from None
-    return CalculatorChoice(name=name, params=params)
+    return CalculatorChoice(name=name, params=params, runtime=_runtime(reader.sub("runtime")))
 
 
 def _relax(reader: _Reader) -> RelaxSettings:

@@ -128,10 +128,11 @@ def dask_executor(workers: int, run: TaskRunner = run_task, address: str | None 
     return execute
 
 
-def make_executor(name: str, workers: int) -> Executor:
-    """The executor called ``name`` in campaign files."""
+def make_executor(name: str, workers: int, run: TaskRunner = run_task) -> Executor:
+    """The executor called ``name`` in campaign files; ``run`` runs one task (e.g. run_task with the
+    campaign's runtime bound by functools.partial)."""
     if name == "serial":
-        return serial_executor()
+        return serial_executor(run)
     if name == "dask":
-        return dask_executor(workers)
+        return dask_executor(workers, run)
     raise ValueError(f"unknown executor {name!r}")

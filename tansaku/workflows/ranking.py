@@ -21,7 +21,7 @@ from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
 from tansaku.workflows.campaign import CampaignError, Ranking, parse_campaign, parse_ranking_table
 
-RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total")
+RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged")
 
 
 class RankingError(ValueError):
@@ -57,15 +57,22 @@ def choose_calculator(calculators: np.ndarray, ok: np.ndarray, wanted: str | Non
 
 
 def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str | None = None,
-                    reference_entries: Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Derived columns (stability, properties, ranking) for every committed row, and their metadata."""
+                    reference_entries: Path | None = None,
+                    include_unconverged: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Derived columns (stability, properties, ranking) for every committed row, and their metadata.
+
+    Policy: a relaxation that did not converge (``converged`` false: step limit reached) is neither put
+    on the hull nor ranked unless ``include_unconverged``; the derived column ``unconverged`` flags
+    those rows and the metadata counts them, so a report can say what was left out.
+    """
     cols = read_columns(path, list(RECORD_INPUTS))
     if len(cols["task_id"]) == 0:
         raise RankingError(f"{path} holds no records")
     ok = cols["status"] == STATUS_OK
     chosen = choose_calculator(cols["calculator"], ok, calculator)
     elements, counts = composition_matrix(*read_atom_numbers(path))
-    on_hull_rows = ok & (cols["calculator"] == chosen)
+    unconverged = ok & ~cols["converged"].astype(bool)
+    on_hull_rows = ok & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
     energies = np.where(on_hull_rows, cols["energy"], np.nan)
     entries = load_reference_entries(reference_entries) if reference_entries else None
     try:
@@ -77,6 +84,7 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
         "formation_energy": hull.formation_energy, "e_above_hull": hull.e_above_hull,
         "decomposition": np.asarray(hull.decomposition, dtype=str),
         **magnet_properties(elements, counts, cols["volume"], cols["magmom_total"]),
+        "unconverged": unconverged,
     }
     eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
     spec, skipped = without_empty_objectives(spec, derived, eligible)
@@ -87,7 +95,9 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     derived.update(ranking.as_columns())
     meta = {"calculator": chosen, "chemical_system": hull.chemical_system,
             "settings": json.dumps(asdict(spec)), "skipped_objectives": ",".join(skipped),
-            "reference_entries": str(reference_entries) if reference_entries else "campaign references"}
+            "reference_entries": str(reference_entries) if reference_entries else "campaign references",
+            "unconverged": f"{int(unconverged.sum())} unconverged relaxation(s) "
+                           + ("included" if include_unconverged else "excluded from the hull and the ranking")}
     return derived, meta
 
 

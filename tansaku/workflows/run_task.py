@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -9,9 +10,11 @@ import traceback
 
 import numpy as np
 
-from tansaku.calculators import get_calculator, get_spec, relax
+from tansaku.calculators import Runtime, get_calculator, get_spec
+from tansaku.calculators.context import RunContext
+from tansaku.calculators.handlers import HandledFailure, relax_with_handlers
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
-from tansaku.workflows.tasks import Task
+from tansaku.workflows.tasks import Task, calculator_identity
 
 TASK_LOG_VARIABLE = "TANSAKU_TASK_LOG"  # if set, each task start is appended to this file (audit/debug)
 
@@ -43,19 +46,51 @@ def failed_record(task: Task, error: str) -> Record:
     return record
 
 
-def run_task(task: Task) -> Record:
-    """Relax ``task.atoms`` with the task's calculator; failures become failed records."""
+def _identity(task: Task) -> str:
+    try:
+        return json.dumps(calculator_identity(task.calculator, task.params), sort_keys=True, default=str)
+    except Exception:  # an unknown calculator: the failure itself says why
+        return ""
+
+
+def run_task(task: Task, runtime: Runtime | None = None) -> Record:
+    """Relax ``task.atoms`` with the task's calculator; failures become failed records.
+
+    ``runtime`` (command, cores, device, scratch, retries, timeout; never part of the task id) comes
+    from the campaign's ``[calculator.runtime]``; executors pass it with functools.partial. File-based
+    (DFT) calculators get a fresh instance and the scratch directory ``<scratch>/<task_id>``, kept when
+    the task fails, deleted/kept/archived on success (``runtime.on_success``). Failures the handlers
+    recognise are corrected and retried (handlers.py); the history goes into the record.
+    """
     _log_start(task)
     start = time.perf_counter()
+    runtime = runtime or Runtime()
+    context = None
     try:
         spec = get_spec(task.calculator)
-        calc = get_calculator(task.calculator, task.params)
-        result = relax(task.atoms, calc, task.relax, uses_initial_magmoms=spec.uses_initial_magmoms,
-                       relax_cell=task.relax.relax_cell and task.relax_cell)
+        context = RunContext.for_task(runtime, task.task_id) if spec.file_based else \
+            RunContext(runtime, runtime.scratch_root / task.task_id)
+        atoms = task.atoms
+        if task.params.get("spin") is False and atoms.get_initial_magnetic_moments().any():
+            atoms = atoms.copy()  # a spin-paired calculation must not start from moments (GPAW refuses)
+            atoms.set_initial_magnetic_moments(None)
+        with context.threads(dft=spec.file_based):
+            result, attempts = relax_with_handlers(
+                atoms, lambda params, ctx: get_calculator(task.calculator, params, ctx), task.params, context,
+                task.relax, uses_initial_magmoms=spec.uses_initial_magmoms and task.params.get("spin", True),
+                relax_cell=task.relax.relax_cell and task.relax_cell, checkpoint=spec.file_based,
+                native_relax=spec.native_relax if task.params.get("relax_driver") == "native" else None)
     except Exception as exc:  # a failing task must not stop the campaign
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        record = failed_record(task, f"{type(exc).__name__}: {exc} (at {os.path.basename(last.filename)}:"
-                                     f"{last.lineno})")
+        if isinstance(exc, HandledFailure):
+            record = failed_record(task, str(exc))
+            record.history = exc.attempts.history_json()
+        else:
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            record = failed_record(task, f"{type(exc).__name__}: {exc} (at {os.path.basename(last.filename)}:"
+                                         f"{last.lineno})")
+        if context is not None and spec.file_based:
+            record.error += f" [scratch kept: {context.directory}]"
+        record.params = _identity(task)
         record.wall_time = time.perf_counter() - start
         return record
     record = _base_record(task, STATUS_OK)
@@ -67,5 +102,11 @@ def run_task(task: Task) -> Record:
     record.energy_per_atom = result.energy / len(final)
     record.fmax, record.stress, record.volume = result.fmax, result.stress, float(final.get_volume())
     record.magmom_total, record.steps, record.converged = result.magmom_total, result.steps, result.converged
+    record.params, record.history, record.scf_iterations = _identity(task), attempts.history_json(), result.scf_iterations
+    if spec.file_based:
+        try:
+            context.finish(ok=True)
+        except OSError:  # the result is good; a scratch directory that cannot be removed is not a failure
+            pass
     record.wall_time = time.perf_counter() - start
     return record

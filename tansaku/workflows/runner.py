@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.workflows.campaign import Campaign
 from tansaku.workflows.executors import Executor, make_executor
 from tansaku.workflows.plan import Plan, make_plan
+from tansaku.workflows.run_task import run_task
 from tansaku.workflows.tasks import Task
 
 
@@ -101,7 +103,8 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
         if not todo:
             summary.wall_seconds = time.perf_counter() - start
             return summary
-        executor = executor or make_executor(campaign.execution.executor, campaign.execution.n_workers)
+        executor = executor or make_executor(campaign.execution.executor, campaign.execution.n_workers,
+                                             functools.partial(run_task, runtime=campaign.calculator.runtime))
         writer = _BatchWriter(store, summary, campaign.execution.batch_size, campaign.execution.flush_seconds)
         with _progress(console) as progress:
             bar = progress.add_task(campaign.name, total=len(todo), failed=0, rate=0.0, visible=show_progress)

@@ -34,6 +34,11 @@ class Task:
     stage: str = STAGE_RELAX
 
 
+def calculator_identity(calculator: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a task's calculator is, as stored with each record: name, identity parameters, code version."""
+    return {"calculator": calculator, "params": dict(params), "version": get_spec(calculator).version()}
+
+
 def task_id_for(atoms: Atoms, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
                 relax_cell: bool, stage: str) -> str:
     """Hash of structure + calculator (name, parameters, package version) + stage settings."""

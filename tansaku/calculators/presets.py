@@ -1,0 +1,61 @@
+"""DFT presets, defined here and nowhere else: named sets of identity parameters per code.
+
+A campaign picks one with ``params = { preset = "screening" }`` (the default) and may override single
+keys; the resolved parameters (preset name and every value) enter the task id and are stored with each
+record (column ``params``), so a campaign's results are consistent and say how they were made.
+
+Parameters shared by every DFT code (units as in the rest of tansaku):
+
+=============  ======  =====================================================================
+``xc``                 exchange-correlation functional (``PBE``)
+``ecut``       eV      plane-wave cutoff of the wavefunctions
+``kspacing``   1/Å     largest spacing between k-points, as VASP's KSPACING: a Γ-centred grid of
+                       N_i = max(1, ceil(2π |b_i| / kspacing)) points, b_i the reciprocal vectors (no 2π)
+``smearing``   eV      smearing width
+``smearing_type``      ``marzari-vanderbilt`` | ``fermi-dirac`` | ``gaussian`` | ``methfessel-paxton``
+``spin``               spin-polarised, starting from the structure's initial moments
+                       (pymatgen's defaults when it has none: Fe 5, Co 5, Ni 5 μB, ...)
+``mixing_beta``        density mixing fraction
+``max_scf``            SCF iteration limit (a calculation that reaches it has not converged)
+``extra_bands``        fraction of bands added to the code's default (0.2 = 20 % more)
+``scf_tol``    eV      SCF energy convergence
+=============  ======  =====================================================================
+
+The ``screening`` presets follow common high-throughput practice: 400 eV (GPAW, plane waves), 40 Ry
+(QE with the SSSP-like pslibrary pseudopotentials Debian ships), 520 eV (VASP, as the Materials Project)
+and k-spacings of 0.2-0.25 1/Å with 0.1 eV Marzari-Vanderbilt smearing for metals. ``fast`` is for
+tests and examples on a laptop (energies a few 10 meV/atom off, moments within ~0.1 μB);
+``accurate`` for final numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Preset = dict[str, Any]
+
+COMMON: Preset = {"xc": "PBE", "smearing_type": "marzari-vanderbilt", "smearing": 0.1, "spin": True,
+                  "mixing_beta": 0.3, "max_scf": 100, "extra_bands": 0.0}
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "gpaw": {
+        "fast": {**COMMON, "ecut": 300.0, "kspacing": 0.4, "scf_tol": 1e-4},
+        "screening": {**COMMON, "ecut": 400.0, "kspacing": 0.25, "scf_tol": 5e-5},
+        "accurate": {**COMMON, "ecut": 600.0, "kspacing": 0.15, "smearing": 0.05, "scf_tol": 1e-6},
+    },
+    "espresso": {
+        "fast": {**COMMON, "ecut": 408.0, "kspacing": 0.4, "scf_tol": 1e-4},  # 30 Ry
+        "screening": {**COMMON, "ecut": 544.0, "kspacing": 0.25, "scf_tol": 1e-5},  # 40 Ry
+        "accurate": {**COMMON, "ecut": 816.0, "kspacing": 0.15, "smearing": 0.05, "scf_tol": 1e-7},  # 60 Ry
+    },
+    "vasp": {
+        "fast": {**COMMON, "ecut": 400.0, "kspacing": 0.4, "scf_tol": 1e-4},
+        "screening": {**COMMON, "ecut": 520.0, "kspacing": 0.22, "scf_tol": 1e-5},
+        "accurate": {**COMMON, "ecut": 600.0, "kspacing": 0.15, "smearing": 0.05, "scf_tol": 1e-6},
+    },
+}
+
+
+def preset_defaults(code: str, preset: str = "screening") -> Preset:
+    """Every accepted shared parameter of ``code`` with its value in ``preset`` (plus the preset's name)."""
+    return {"preset": preset, **PRESETS[code][preset]}
