@@ -17,7 +17,7 @@ from ase.data import atomic_numbers
 from tansaku.calculators import CalculatorConfigError, RelaxSettings, Runtime, get_spec
 from tansaku.calculators.context import LAUNCHERS, SCRATCH_POLICIES
 from tansaku.calculators.relax import OPTIMIZERS
-from tansaku.filters import Filter, FilterError, parse_filter, unknown_column_error
+from tansaku.filters import ELEMENTS, Filter, FilterError, parse_filter, unknown_column_error
 from tansaku.workflows.machine import parse_scheduler
 from tansaku.workflows.reader import CampaignError, _Reader  # noqa: F401  (CampaignError: re-exported)
 from tansaku.screening.generate import Decoration
@@ -283,7 +283,7 @@ def _criterion(reader: _Reader, key: str, text: Any) -> Filter:
     """A hard filter in tansaku's one grammar (tansaku/filters.py), on a rankable column."""
     try:
         flt = parse_filter(text)
-        if flt.column not in RANKABLE_COLUMNS:
+        if flt.column not in RANKABLE_COLUMNS and flt.column != ELEMENTS:
             raise unknown_column_error(flt.column, RANKABLE_COLUMNS, flt,
                                        listing=f"rankable columns are {', '.join(RANKABLE_COLUMNS)}")
     except FilterError as exc:
