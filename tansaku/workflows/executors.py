@@ -40,6 +40,7 @@ def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_
             _pin_worker_threads(threads_per_task)
         results: queue.Queue = queue.Queue(maxsize=64)
         stop = threading.Event()
+        consumed = threading.Event()
         done = object()
 
         def work() -> None:
@@ -50,6 +51,10 @@ def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_
                     results.put(run(task))
                 except BaseException as exc:  # run_task never raises; a custom runner might
                     results.put(failed_record(task, f"{type(exc).__name__}: {exc}"))
+                # take the next task only once the caller has seen this record: what the caller learns
+                # from it (e.g. a worker's task-time estimate against its deadline) decides the next task
+                consumed.wait()
+                consumed.clear()
             results.put(done)
 
         thread = threading.Thread(target=work, name="tansaku-serial", daemon=True)
@@ -64,8 +69,10 @@ def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_
                 if item is done:
                     return
                 yield item
+                consumed.set()
         finally:
             stop.set()
+            consumed.set()
 
     return execute
 
