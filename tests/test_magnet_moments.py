@@ -157,3 +157,38 @@ def test_report_and_show_carry_sources_and_caveats(tmp_path):
         assert f"{calculator}, stage relax" in shown.output
         assert ("large for Gd" in shown.output) == caveat
         assert ("caveat" in shown.output) == caveat
+
+
+@pytest.mark.slow
+def test_gpaw_ferrimagnet_mn2val_signed_mu0_ms_below_unsigned_sum(tmp_path):
+    """A real GPAW run (fast preset) of the Heusler ferrimagnet Mn2VAl (L2_1, a = 5.875 Å): PBE gives Mn
+    ~+1.5 μB antiparallel to V ~-0.8 μB, 2 μB per formula unit (Weht & Pickett, PRB 60, 13006 (1999);
+    experiment ~1.9 μB).  Signed moments give μ0Ms well below the unsigned sum and the order FiM.
+    ~5 minutes on 2 cores."""
+    pytest.importorskip("gpaw", reason="GPAW not installed (scripts/setup/gpaw.sh)")
+    from ase import Atoms
+
+    from tansaku.calculators import RelaxSettings, Runtime, get_spec
+    from tansaku.screening.candidate import Candidate
+    from tansaku.workflows.run_task import run_task
+    from tansaku.workflows.tasks import make_task
+
+    a = 5.875
+    atoms = Atoms("VMn2Al", scaled_positions=[[0, 0, 0], [0.25] * 3, [0.75] * 3, [0.5] * 3], pbc=True,
+                  cell=[[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]])
+    atoms.set_initial_magnetic_moments([-1.0, 2.0, 2.0, 0.0])  # V antiparallel to Mn
+    params = get_spec("gpaw").resolve_params({"preset": "fast", "kspacing": 0.5})
+    task = make_task(Candidate(atoms, "Mn2VAl"), "gpaw", params, RelaxSettings(steps=0))
+    record = run_task(task, Runtime(scratch=tmp_path))
+    assert record.status == "ok", record.error
+    v, mn = record.magmoms[0], record.magmoms[1:3]
+    assert v < -0.3 and (mn > 1.0).all(), record.magmoms
+    assert 1.5 < record.magmom_total < 2.5, record.magmom_total
+    props = magnet_properties(["Al", "Mn", "V"], np.array([[1, 2, 1]]), [record.volume], [record.magmom_total],
+                              signed=True, magmom_abs_sum=[np.abs(record.magmoms).sum()])
+    assert props["mu0_ms"][0] < 0.85 * props["mu0_ms_upper"][0]
+    built = atoms.copy()
+    assert magnetic_order(built, record.magmoms) == "FiM"
+    print(f"Mn2VAl GPAW fast: moments {np.round(record.magmoms, 2)}, total {record.magmom_total:.2f} μB, "
+          f"μ0Ms {props['mu0_ms'][0]:.3f} T vs upper bound {props['mu0_ms_upper'][0]:.3f} T, "
+          f"{record.wall_time:.0f} s")
