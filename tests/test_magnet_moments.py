@@ -152,6 +152,7 @@ def test_report_and_show_carry_sources_and_caveats(tmp_path):
         assert f"{calculator}, stage relax: energies and structures" in page
         assert ("Caveat (chgnet)" in page and "frozen for Sm/Nd" in page) == caveat
         assert "Caveat (" not in page or caveat
+        assert "has a magnetisation" not in page  # CHGNet: the figures use the upper bound, and say so
         shown = CliRunner().invoke(app, ["show", str(path), f"{calculator}-0"], terminal_width=400)
         assert shown.exit_code == 0, shown.output
         assert f"{calculator}, stage relax" in shown.output
