@@ -99,7 +99,7 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     spec, magnetisation = with_magnetisation_bounds(spec, derived, eligible, chosen, moment_semantics(chosen)[0])
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
-        ranking = rank(derived, spec, eligible=eligible)
+        ranking = rank(derived, spec, eligible=eligible, composition=(elements, counts))
     except KeyError as exc:
         raise RankingError(str(exc.args[0])) from None
     derived.update(ranking.as_columns())
