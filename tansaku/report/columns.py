@@ -92,7 +92,7 @@ COLUMNS: dict[str, Column] = {
     "formation_energy": Column("E_f", "eV/atom", _fixed(3), "E<sub>f</sub>", r"formation energy $E_\mathrm{f}$"),
     "mu0_ms": Column("μ0Ms", "T", _fixed(2), "μ<sub>0</sub>M<sub>s</sub>",
                      r"saturation magnetisation $\mu_0M_\mathrm{s}$"),
-    "mu0_ms_upper": Column("μ0Ms ≤", "T", _fixed(2), "μ<sub>0</sub>M<sub>s</sub> upper bound",
+    "mu0_ms_upper": Column("μ0Ms upper bound", "T", _fixed(2), "μ<sub>0</sub>M<sub>s</sub> upper bound",
                            r"upper bound of $\mu_0M_\mathrm{s}$ (unsigned moments)"),
     "magnetic_order": Column("Order"),
     "kappa": Column("κ", "", _fixed(2), "κ", r"hardness $\kappa$"),
