@@ -183,13 +183,17 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     skipped = derived_attrs(results).get("skipped_objectives", "")
     if skipped:
         err.print(f"objectives without values skipped: {skipped}", highlight=False)
+    magnetisation = derived_attrs(results).get("magnetisation", "")
+    if magnetisation:
+        err.print(f"magnetisation used: {magnetisation}", highlight=False)
     err.print(f"ranking stored in {results}: {len(ranked)} candidates pass the filters, "
               f"{int(ranked['on_pareto'].sum())} on the Pareto front", highlight=False)
     out.print(_frame_table(ranked.head(top), RANK_COLUMNS, title=f"top {min(top, len(ranked))} candidates"))
 
 
 TABLE_LIMIT = 100
-RANK_COLUMNS = ("rank", "label", "e_above_hull", "formation_energy", "mu0_ms", "bh_max", "re_mass_fraction",
+RANK_COLUMNS = ("rank", "label", "e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper", "magnetic_order",
+                "kappa", "bh_max", "re_mass_fraction",
                 "hhi_production", "on_pareto", "score")
 
 
@@ -502,9 +506,15 @@ def show(
         fields, atoms = read_record(results, record_id)
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
+    from tansaku.report.sources import source_of
+
     table = Table(show_header=False)
     for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
         table.add_row(key, _format(value))
+    source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
+    table.add_row("source", source.text())
+    if source.caveat:
+        table.add_row("caveat", source.caveat)
     out.print(table)
     if cif:
         write(cif, atoms, format="cif")

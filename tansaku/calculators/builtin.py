@@ -8,7 +8,7 @@ import warnings
 
 from ase.calculators.calculator import Calculator
 
-from tansaku.calculators.registry import MPTRJ_ELEMENTS, CalculatorSpec, register
+from tansaku.calculators.registry import MOMENTS_MAGNITUDE, MPTRJ_ELEMENTS, CalculatorSpec, register
 
 EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"})
 
@@ -43,6 +43,13 @@ def make_sevenn(model: str = "7net-0", device: str = "cpu") -> Calculator:
     return SevenNetCalculator(model=model, device=device)
 
 
+# ML potentials reproduce their training data (PBE/PBE+U of the Materials Project), including its limits.
+CHGNET_CAVEAT = ("ML potential (CHGNet): moments are unsigned magnitudes, so μ0Ms is only an upper bound and "
+                 "ferrimagnets look ferromagnetic; 4f moments follow the training data (frozen for Sm/Nd, large "
+                 "for Gd); energies are a PBE(+U) surrogate")
+SEVENN_CAVEAT = "ML potential (SevenNet): energies are a PBE(+U) surrogate; no magnetic moments"
+
+
 register(CalculatorSpec(
     name="emt", factory=make_emt, elements=EMT_ELEMENTS, package="ase",
     description="ASE's effective-medium theory (fast, for tests and fcc alloys)"))
@@ -51,9 +58,9 @@ register(CalculatorSpec(
     description="ASE's EMT compiled with numba: same results, ~50x faster (tansaku.calculators.emt_fast)"))
 register(CalculatorSpec(
     name="chgnet", factory=make_chgnet, elements=MPTRJ_ELEMENTS, package="chgnet", magnetic=True,
-    defaults={"model": "0.3.0"}, runtime_keys=("device",),
+    defaults={"model": "0.3.0"}, runtime_keys=("device",), moments=MOMENTS_MAGNITUDE, caveat=CHGNET_CAVEAT,
     description="CHGNet universal potential, pretrained weights shipped in the wheel; predicts magnetic moments"))
 register(CalculatorSpec(
     name="sevenn", factory=make_sevenn, elements=MPTRJ_ELEMENTS, package="sevenn",
-    defaults={"model": "7net-0"}, runtime_keys=("device",),
+    defaults={"model": "7net-0"}, runtime_keys=("device",), caveat=SEVENN_CAVEAT,
     description="SevenNet 7net-0 universal potential, weights shipped in the wheel"))

@@ -27,7 +27,7 @@ from tansaku.calculators.context import RunContext
 from tansaku.calculators.errors import CodeCrashed, SCFNotConverged
 from tansaku.calculators.presets import PRESETS, preset_defaults
 from tansaku.calculators.process import run_code
-from tansaku.calculators.registry import CalculatorConfigError, CalculatorSpec, register
+from tansaku.calculators.registry import MOMENTS_SIGNED, CalculatorConfigError, CalculatorSpec, register
 
 ALL_ELEMENTS = frozenset(chemical_symbols[1:104])
 RY = 13.605693122994  # eV, CODATA 2018
@@ -419,7 +419,7 @@ def _spec(name: str, factory: Any, package: str, description: str, version_fn: A
           **extra: Any) -> CalculatorSpec:
     return CalculatorSpec(
         name=name, factory=factory, elements=ALL_ELEMENTS, package=package, magnetic=True,
-        uses_initial_magmoms=True, defaults={**preset_defaults(name), **extra}, file_based=True,
+        moments=MOMENTS_SIGNED, uses_initial_magmoms=True, defaults={**preset_defaults(name), **extra}, file_based=True,
         presets={k: {"preset": k, **v} for k, v in PRESETS[name].items()}, version_fn=version_fn,
         native_relax=native_relax, description=description)
 

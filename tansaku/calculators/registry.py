@@ -27,6 +27,12 @@ MPTRJ_ELEMENTS = frozenset(chemical_symbols[1:84] + chemical_symbols[89:95])
 
 ENTRY_POINT_GROUP = "tansaku.calculators"
 
+# What a calculator's magnetic moments mean (CalculatorSpec.moments):
+MOMENTS_SIGNED = "signed"  # collinear spin-polarised DFT: signed site moments, total = their sum
+MOMENTS_MAGNITUDE = "magnitude"  # unsigned magnitudes (CHGNet): their sum only bounds |total| from above
+MOMENTS_NONE = "none"  # no moments
+MOMENT_KINDS = (MOMENTS_SIGNED, MOMENTS_MAGNITUDE, MOMENTS_NONE)
+
 
 class CalculatorConfigError(ValueError):
     """Unknown calculator, unknown or missing parameter."""
@@ -56,6 +62,15 @@ class CalculatorSpec:
     # the code's own relaxation (QE vc-relax), used when the identity parameter relax_driver = "native":
     # native_relax(atoms, calculator, RelaxSettings, relax_cell) -> RelaxResult
     native_relax: Callable[..., Any] | None = None
+    # what the moments mean (MOMENT_KINDS): signed (collinear DFT), magnitude (unsigned, CHGNet) or none
+    moments: str = MOMENTS_NONE
+    # what its results cannot say, shown beside every property it produced (report, `tansaku show`)
+    caveat: str = ""
+
+    def __post_init__(self) -> None:
+        if self.moments not in MOMENT_KINDS:
+            raise CalculatorConfigError(f"calculator {self.name!r}: moments must be one of "
+                                        f"{', '.join(MOMENT_KINDS)}, got {self.moments!r}")
 
     def resolve_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Defaults, then the chosen preset, then ``params``; unknown or missing parameters are errors.
@@ -170,3 +185,25 @@ def get_calculator(name: str, params: Mapping[str, Any] | None = None, context: 
     runtime = (context or RunContext()).runtime
     resolved.update({key: getattr(runtime, key) for key in spec.runtime_keys})
     return _cached(name, json.dumps(resolved, sort_keys=True))
+
+
+UNKNOWN_CALCULATOR_CAVEAT = ("calculator not known to this installation: its moments are treated as magnitudes "
+                             "(upper bound only)")
+
+
+def moment_semantics(name: str) -> tuple[str, str]:
+    """(moments, caveat) of calculator ``name``, for code that reads stored results.
+
+    Ranking and reports work from the calculator *name* stored with each record, looked up here: the
+    specs of tansaku's own calculators are registered without importing their packages, so this works in
+    a process where CHGNet or GPAW is not installed. A name that is not registered and has no entry point
+    here (a plug-in missing from this installation) gets the safe reading: moments are magnitudes, so
+    μ0Ms is only an upper bound. An empty name (no calculator) has no moments.
+    """
+    if not name:
+        return MOMENTS_NONE, ""
+    try:
+        spec = get_spec(name)
+    except CalculatorConfigError:
+        return MOMENTS_MAGNITUDE, UNKNOWN_CALCULATOR_CAVEAT
+    return spec.moments, spec.caveat

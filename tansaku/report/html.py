@@ -43,6 +43,7 @@ from tansaku.report.columns import (
     text,
 )
 from tansaku.report.plots import Figure
+from tansaku.report.sources import sources
 from tansaku.results.derived import derived_attrs
 from tansaku.screening.hull import is_on_hull
 from tansaku.screening.rank import DEFAULT_OBJECTIVES
@@ -50,9 +51,11 @@ from tansaku.screening.rank import DEFAULT_OBJECTIVES
 FIGURE_NAMES = ("hull.png", "pareto.png", "re_vs_ms.png")
 
 
-TABLE_COLUMNS = ("rank", "label", "formula", "e_above_hull", "formation_energy", "mu0_ms", "bh_max",
-                 "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
+TABLE_COLUMNS = ("rank", "label", "formula", "e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper",
+                 "magnetic_order", "kappa", "mu0_ha", "bh_max", "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
 ALWAYS_SHOWN = ("rank", "label", "formula")
+# shown where they have a value, never listed as missing (only some calculators or stages give them)
+OPTIONAL_COLUMNS = ("mu0_ms_upper", "magnetic_order", "kappa", "mu0_ha")
 
 CSS = """
 :root { color-scheme: light; }
@@ -194,6 +197,10 @@ def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[F
         '<section id="candidates">',
         _table_html(table, objectives, top),
         "</section>",
+        '<section id="sources">',
+        "<h2>Sources</h2>",
+        _sources_html(table),
+        "</section>",
         '<section id="figures">',
         "<h2>Figures</h2>",
         *(_figure_html(figure, outdir) for figure in figures),
@@ -204,6 +211,21 @@ def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[F
         "</html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _sources_html(table: pd.DataFrame) -> str:
+    """One line per (calculator, stage) of the successful records: which properties it gave, and a caveat
+    line where it cannot say something (ML potentials)."""
+    ok = ok_mask(table)
+    found = sources(text(table, "calculator")[ok], text(table, "stage")[ok])
+    if not found:
+        return '<p class="meta">No successful record.</p>'
+    lines = []
+    for source in found:
+        lines.append(f'<p class="source">{_e(source.text())}</p>')
+        if source.caveat:
+            lines.append(f'<p class="note caveat">Caveat ({_e(source.calculator)}): {_e(source.caveat)}.</p>')
+    return "\n".join(lines)
 
 
 def _counts_html(table: pd.DataFrame) -> str:
@@ -288,7 +310,10 @@ def _shown_columns(table: pd.DataFrame, rows: np.ndarray, objectives) -> tuple[l
     for column in wanted:
         values = table[column].iloc[rows] if column in table.columns and len(rows) else None
         has_value = values is not None and values.map(lambda v: not is_missing(v) and str(v) != "").any()
-        (shown if column in ALWAYS_SHOWN or has_value else empty).append(column)
+        if column in ALWAYS_SHOWN or has_value:
+            shown.append(column)
+        elif column not in OPTIONAL_COLUMNS:
+            empty.append(column)
     return shown, empty
 
 

@@ -166,8 +166,16 @@ def place_labels(fig: MplFigure, ax, xs, ys, labels: Sequence[str], fontsize: fl
 
 # ----------------------------------------------------------------------------------------------- pareto
 
+def magnetisation_column(table: pd.DataFrame) -> str:
+    """``mu0_ms`` (signed moments), or its upper bound ``mu0_ms_upper`` where no record has the former
+    (unsigned moments: CHGNet); the figure says which."""
+    if not np.isfinite(num(table, "mu0_ms")).any() and np.isfinite(num(table, "mu0_ms_upper")).any():
+        return "mu0_ms_upper"
+    return "mu0_ms"
+
+
 def _no_magnetisation_note(table: pd.DataFrame, rows: np.ndarray, what: str) -> str:
-    ms = num(table, "mu0_ms")[rows]
+    ms = num(table, magnetisation_column(table))[rows]
     if not np.isfinite(ms).any():
         calcs = sorted(set(text(table, "calculator")[rows]) - {""})
         by = f" (calculator: {', '.join(calcs)})" if calcs else ""
@@ -184,7 +192,7 @@ def _rows_with_ms(table: pd.DataFrame, base: np.ndarray, what: str, other: np.nd
     note = _no_magnetisation_note(table, base, what)
     if not note and not np.isfinite(other[base]).any():
         note = f"Skipped: {other_missing}."
-    rows = np.flatnonzero(base & np.isfinite(num(table, "mu0_ms")) & np.isfinite(other))
+    rows = np.flatnonzero(base & np.isfinite(num(table, magnetisation_column(table))) & np.isfinite(other))
     if not note and not len(rows):
         note = f"Skipped: no {what} has both {other_name} and a magnetisation μ0Ms."
     return rows, note
@@ -202,7 +210,7 @@ def pareto_axes(table: pd.DataFrame, candidates: np.ndarray,
         return f"Skipped: a Pareto front needs two ranking objectives or more (the ranking used: {named})."
     for column, _ in objectives:
         if not np.isfinite(num(table, column)[candidates]).any():
-            return (_no_magnetisation_note(table, candidates, "candidate") if column == "mu0_ms" else
+            return (_no_magnetisation_note(table, candidates, "candidate") if column.startswith("mu0_ms") else
                     f"Skipped: no candidate has a value of the ranking objective {header(column)}.")
     y = next((o for o in objectives if o[0] == "e_above_hull"), objectives[0])
     others = [o for o in objectives if o != y]
@@ -300,7 +308,8 @@ def pareto_plot(table: pd.DataFrame, path: Path, objectives: Sequence[tuple[str,
 def re_vs_ms_plot(table: pd.DataFrame, path: Path) -> Figure:
     """Rare-earth mass fraction vs μ0Ms of every ok record, coloured by E_above_hull."""
     figure = Figure(name=path.name, title="Rare-earth content vs magnetisation")
-    ms, re_mass = num(table, "mu0_ms"), num(table, "re_mass_fraction")
+    ms_column = magnetisation_column(table)
+    ms, re_mass = num(table, ms_column), num(table, "re_mass_fraction")
     rows, figure.note = _rows_with_ms(table, ok_mask(table), "record", re_mass, "a rare-earth mass fraction",
                                       "no rare-earth mass fractions (the properties step has not been run)")
     if figure.note:
@@ -341,7 +350,7 @@ def re_vs_ms_plot(table: pd.DataFrame, path: Path) -> Figure:
     if np.isfinite(ehull).any() and mappable is not None:
         cbar = fig.colorbar(mappable, ax=ax, extend=extend, pad=0.01)
         cbar.set_label(r"$E_\mathrm{hull}$ (eV/atom)")
-    ax.set_xlabel(r"saturation magnetisation $\mu_0M_\mathrm{s}$ (T)")
+    ax.set_xlabel(axis_label(ms_column))
     ax.set_ylabel("rare-earth mass fraction (wt%)")
     ax.set_title(f"Rare-earth content vs magnetisation ({len(rows)} records)", fontsize=11)
     ax.grid(True, color="0.92", zorder=0)

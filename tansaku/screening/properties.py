@@ -52,6 +52,30 @@ def mu0_ms_tesla(magmom_total_muB, volume_A3) -> np.ndarray:
         return MU_0 * m * MU_B / (v * ANGSTROM3)
 
 
+def kappa(k1_MJ_m3, mu0_ms_T) -> np.ndarray:
+    """Magnetic hardness κ = sqrt(K1 / (μ0 Ms²)) (dimensionless; a hard magnet has κ > 1).
+
+    K1 in MJ/m³, μ0Ms in T, so μ0 Ms² = (μ0Ms)² / μ0 in J/m³ and κ = sqrt(K1·μ0) / μ0Ms.  Easy-plane or
+    zero anisotropy (K1 <= 0) gives κ = 0 (no uniaxial hardness); NaN where K1 or μ0Ms is unknown or
+    μ0Ms <= 0.  Coey, IEEE Trans. Magn. 47, 4671 (2011): Nd2Fe14B (K1 4.9 MJ/m³, 1.61 T) κ = 1.54.
+    """
+    k1 = np.asarray(k1_MJ_m3, dtype=float) * 1e6
+    j = np.asarray(mu0_ms_T, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(j > 0, np.sqrt(np.clip(k1, 0.0, None) * MU_0) / j, np.nan)
+
+
+def mu0_ha_tesla(k1_MJ_m3, mu0_ms_T) -> np.ndarray:
+    """Anisotropy field μ0Ha = 2 K1 / Ms in T (K1 in MJ/m³, Ms = μ0Ms / μ0 in A/m), i.e. 2 μ0 K1 / μ0Ms.
+
+    Negative for easy-plane K1; NaN where K1 or μ0Ms is unknown or μ0Ms <= 0.  Coey (2011): Nd2Fe14B 7.6 T.
+    """
+    k1 = np.asarray(k1_MJ_m3, dtype=float) * 1e6
+    j = np.asarray(mu0_ms_T, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(j > 0, 2.0 * MU_0 * k1 / j, np.nan)
+
+
 def bh_max_bound_kj_m3(mu0_ms_T) -> np.ndarray:
     """Upper bound of the energy product, (μ0Ms)² / (4 μ0), in kJ/m³ (= 198.94 × μ0Ms[T]²)."""
     j = np.asarray(mu0_ms_T, dtype=float)
@@ -98,15 +122,29 @@ def _weighted(weights: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np
 
 
 def magnet_properties(elements: list[str], counts: np.ndarray, volume: np.ndarray,
-                      magmom_total: np.ndarray) -> dict[str, np.ndarray]:
+                      magmom_total: np.ndarray, signed: np.ndarray | bool = True,
+                      magmom_abs_sum: np.ndarray | None = None,
+                      k1: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Magnet and supply properties of every row (float arrays of length N).
+
+    ``signed`` (bool per row, or one bool for all) says whether the row's moments are signed (collinear
+    DFT) or unsigned magnitudes (CHGNet: the calculator's ``moments`` in the registry).
+    ``magmom_abs_sum`` is Σ|m_i| over the sites of each row (μB; default |m|); ``k1`` the uniaxial
+    anisotropy constant in MJ/m³ (default: unknown, NaN).
 
     Keys and units:
 
     * ``mu0_ms`` (T): μ0Ms = 11.654 |m| / V, with ``|m|`` the magnitude of the total cell moment
-      (a spin-flipped solution is the same magnet).
-    * ``bh_max`` (kJ/m³): upper bound (μ0Ms)² / (4μ0) of the energy product.
+      (a spin-flipped solution is the same magnet).  Only for signed moments: NaN for magnitudes, whose
+      sum is no magnetisation (a ferrimagnet's sublattices do not add).
+    * ``mu0_ms_upper`` (T): upper bound 11.654 max(|m|, Σ|m_i|) / V, for signed and unsigned moments alike
+      (the value a ferrimagnet would have if all its moments were parallel).
+    * ``bh_max`` (kJ/m³): upper bound (μ0Ms)² / (4μ0) of the energy product, from ``mu0_ms``;
+      ``bh_max_upper`` the same from ``mu0_ms_upper``.
+    * ``kappa``: hardness sqrt(K1 / (μ0 Ms²)) (:func:`kappa`); ``mu0_ha`` (T): anisotropy field 2K1/Ms
+      (:func:`mu0_ha_tesla`); both from ``mu0_ms``, NaN without K1.
     * ``moment_per_fu`` (μB per reduced formula unit): |m| / gcd(counts), e.g. Sm2Fe24 -> per SmFe12.
+      For unsigned moments |m| is the stored total, the sum of magnitudes (so is ``moment_per_tm``).
     * ``moment_per_tm`` (μB per transition-metal atom): |m| / number of d-block atoms other than Sc
       and Y (:data:`~tansaku.screening.elements.MOMENT_TRANSITION_METALS`); the *whole* cell moment
       (rare-earth and interstitial contributions included) per T atom.  NaN without such atoms.
@@ -124,7 +162,10 @@ def magnet_properties(elements: list[str], counts: np.ndarray, volume: np.ndarra
         raise ValueError(f"counts has shape {counts.shape}, expected (N, {len(elements)})")
     volume = np.asarray(volume, dtype=float).reshape(-1)
     moment = np.abs(np.asarray(magmom_total, dtype=float).reshape(-1))
-    for name, column in (("volume", volume), ("magmom_total", moment)):
+    signed = np.broadcast_to(np.asarray(signed, dtype=bool), (n_rows,))
+    abs_sum = moment if magmom_abs_sum is None else np.asarray(magmom_abs_sum, dtype=float).reshape(-1)
+    k1 = np.full(n_rows, np.nan) if k1 is None else np.asarray(k1, dtype=float).reshape(-1)
+    for name, column in (("volume", volume), ("magmom_total", moment), ("magmom_abs_sum", abs_sum), ("k1", k1)):
         if column.size != n_rows:
             raise ValueError(f"{name} has {column.size} values, expected {n_rows}")
     volume = np.where(volume > 0, volume, np.nan)
@@ -138,14 +179,19 @@ def magnet_properties(elements: list[str], counts: np.ndarray, volume: np.ndarra
         formula_units = np.gcd.reduce(counts.astype(np.int64), axis=1).astype(float)
         n_tm = counts @ element_mask(elements, MOMENT_TRANSITION_METALS)
         re = element_mask(elements, RARE_EARTHS)
-        mu0_ms = mu0_ms_tesla(moment, volume)
+        mu0_ms = np.where(signed, mu0_ms_tesla(moment, volume), np.nan)
+        mu0_ms_upper = mu0_ms_tesla(np.where(np.isnan(moment), np.nan, np.fmax(moment, np.abs(abs_sum))), volume)
         hhi = hhi_table()
         hhi_p = np.array([hhi.get(s, (np.nan, np.nan))[0] for s in elements])
         hhi_r = np.array([hhi.get(s, (np.nan, np.nan))[1] for s in elements])
         prices = np.array([price_table().get(s, np.nan) for s in elements])
         columns = {
             "mu0_ms": mu0_ms,
+            "mu0_ms_upper": mu0_ms_upper,
             "bh_max": bh_max_bound_kj_m3(mu0_ms),
+            "bh_max_upper": bh_max_bound_kj_m3(mu0_ms_upper),
+            "kappa": kappa(k1, mu0_ms),
+            "mu0_ha": mu0_ha_tesla(k1, mu0_ms),
             "moment_per_fu": np.where(formula_units > 0, moment / formula_units, np.nan),
             "moment_per_tm": np.where(n_tm > 0, moment / n_tm, np.nan),
             "re_atomic_fraction": atom_fraction[:, re].sum(axis=1),

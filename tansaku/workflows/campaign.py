@@ -26,7 +26,8 @@ from tansaku.screening.rank import DEFAULT_OBJECTIVES, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
 
 # numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
-RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "bh_max", "moment_per_fu", "moment_per_tm",
+RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper", "bh_max", "bh_max_upper",
+                    "kappa", "mu0_ha", "moment_per_fu", "moment_per_tm",
                     "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
                     "density", "energy_per_atom", "magmom_total", "volume")
 

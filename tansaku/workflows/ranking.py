@@ -13,15 +13,19 @@ import pandas as pd
 
 from tansaku.constants import KIND_CANDIDATE, KIND_REFERENCE, STATUS_OK
 from tansaku.results import read_columns
-from tansaku.results.atoms import read_atom_numbers
+from tansaku.calculators.registry import MOMENTS_MAGNITUDE, MOMENTS_NONE, MOMENTS_SIGNED, moment_semantics
+from tansaku.results.atoms import per_row_abs_sum, read_atom_column, read_atom_numbers
 from tansaku.results.derived import write_derived
 from tansaku.screening.elements import composition_matrix
+from tansaku.screening.magnetic_order import magnetic_order
 from tansaku.screening.properties import magnet_properties
 from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
 from tansaku.workflows.campaign import CampaignError, Ranking, parse_campaign, parse_ranking_table
 
 RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged")
+# objective -> the upper-bound column that stands in for it when the ranked calculator's moments are unsigned
+UPPER_BOUNDS = {"mu0_ms": "mu0_ms_upper", "bh_max": "bh_max_upper"}
 
 
 class RankingError(ValueError):
@@ -80,13 +84,19 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
                          is_reference=cols["kind"] == KIND_REFERENCE, reference_entries=entries)
     except ValueError as exc:
         raise RankingError(str(exc)) from None
+    moments = moment_kinds(cols["calculator"])
+    magmom_total = np.where(moments == MOMENTS_NONE, np.nan, cols["magmom_total"])
+    site_moments, start, natoms = read_atom_column(path, "magmoms")
     derived: dict[str, np.ndarray] = {
         "formation_energy": hull.formation_energy, "e_above_hull": hull.e_above_hull,
         "decomposition": np.asarray(hull.decomposition, dtype=str),
-        **magnet_properties(elements, counts, cols["volume"], cols["magmom_total"]),
+        **magnet_properties(elements, counts, cols["volume"], magmom_total, signed=moments == MOMENTS_SIGNED,
+                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms)),
+        "magnetic_order": magnetic_orders(path, ok & (moments == MOMENTS_SIGNED), site_moments, start, natoms),
         "unconverged": unconverged,
     }
     eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
+    spec, magnetisation = with_magnetisation_bounds(spec, derived, eligible, chosen, moment_semantics(chosen)[0])
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
         ranking = rank(derived, spec, eligible=eligible, composition=(elements, counts))
@@ -95,10 +105,53 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     derived.update(ranking.as_columns())
     meta = {"calculator": chosen, "chemical_system": hull.chemical_system,
             "settings": json.dumps(asdict(spec)), "skipped_objectives": ",".join(skipped),
+            "magnetisation": magnetisation,
             "reference_entries": str(reference_entries) if reference_entries else "campaign references",
             "unconverged": f"{int(unconverged.sum())} unconverged relaxation(s) "
                            + ("included" if include_unconverged else "excluded from the hull and the ranking")}
     return derived, meta
+
+
+def moment_kinds(calculators: np.ndarray) -> np.ndarray:
+    """What each row's moments mean (registry ``moments`` of its stored calculator name: signed,
+    magnitude or none; see :func:`tansaku.calculators.registry.moment_semantics`)."""
+    names, inverse = np.unique(np.asarray(calculators, dtype=str), return_inverse=True)
+    return np.array([moment_semantics(n)[0] for n in names], dtype=object)[inverse].astype(str)
+
+
+def magnetic_orders(path: str | os.PathLike, rows: np.ndarray, site_moments: np.ndarray, start: np.ndarray,
+                    natoms: np.ndarray) -> np.ndarray:
+    """FM / FiM / AFM / NM of the ``rows`` (signed moments only; :mod:`tansaku.screening.magnetic_order`),
+    "" elsewhere.  Reads the structures of those rows only (DFT records: few)."""
+    from tansaku.results import open_for_reading
+    from tansaku.results.read import record_at
+
+    out = np.full(len(rows), "", dtype=object)
+    chosen = np.flatnonzero(rows)
+    if len(chosen):
+        with open_for_reading(path) as f:
+            for row in chosen:
+                atoms = record_at(f, int(row))[1]
+                out[row] = magnetic_order(atoms, site_moments[start[row]:start[row] + natoms[row]])
+    return out.astype(str)
+
+
+def with_magnetisation_bounds(spec: RankingSpec, columns: dict[str, np.ndarray], eligible: np.ndarray,
+                              calculator: str, moments: str) -> tuple[RankingSpec, str]:
+    """The spec with μ0Ms objectives replaced by their upper bounds where the ranked calculator's moments
+    are magnitudes only, and a sentence saying which magnetisation the ranking uses (stored as metadata)."""
+    asked = [o.column for o in spec.objectives if o.column in UPPER_BOUNDS]
+    if moments == MOMENTS_SIGNED:
+        return spec, f"mu0_ms: signed moments of {calculator} (collinear DFT)"
+    if moments != MOMENTS_MAGNITUDE:
+        return spec, f"none: {calculator} gives no magnetic moments"
+    replaced = tuple(dataclasses.replace(o, column=UPPER_BOUNDS[o.column])
+                     if o.column in UPPER_BOUNDS and not np.isfinite(columns[o.column][eligible]).any() else o
+                     for o in spec.objectives)
+    used = ", ".join(UPPER_BOUNDS[c] for c in asked) or "mu0_ms_upper"
+    return (dataclasses.replace(spec, objectives=replaced),
+            f"{used}: upper bound from the unsigned moment magnitudes of {calculator} "
+            f"(mu0_ms left empty: a ferrimagnet's sublattices would be added, not subtracted)")
 
 
 def without_empty_objectives(spec: RankingSpec, columns: dict[str, np.ndarray],
