@@ -188,7 +188,7 @@ def test_a_broken_entry_point_is_a_clear_error(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ optional columns in old files
 
 def test_a_file_without_the_optional_columns_is_read_and_upgraded(tmp_path):
-    from synthetic import synthetic_record
+    from synthetic import synthetic_record  # tests/synthetic.py
 
     path = tmp_path / "old.h5"
     first = [synthetic_record(k) for k in range(3)]
