@@ -22,7 +22,7 @@ from tansaku.results import (
     read_table,
     write_derived,
 )
-from tansaku.results.derived import copy_derived
+from tansaku.results.derived import copy_derived, derived_attrs, derived_path
 from conftest import spawn
 from synthetic import record_differences, synthetic_record
 
@@ -58,6 +58,7 @@ def test_round_trip_with_a_store_written_file(tmp_path):
     _store(path, range(40))
     with open_for_reading(path) as f:
         file_attrs = dict(f.attrs)
+    inode, mtime = path.stat().st_ino, path.stat().st_mtime_ns
     cols = _columns(40)
     write_derived(path, cols, {"settings": '{"max_e_above_hull": 0.1}', "calculator": "emt"})
 
@@ -69,10 +70,13 @@ def test_round_trip_with_a_store_written_file(tmp_path):
     assert back["count"].dtype == np.int64 and back["mu0_ms"].dtype == np.float32
 
     with open_for_reading(path) as f:
-        group = f["derived"]
+        assert dict(f.attrs) == file_attrs and "derived" not in f  # the store itself is untouched
+    assert path.stat().st_ino == inode and path.stat().st_mtime_ns == mtime
+    with h5py.File(derived_path(path), "r") as side:  # the side file beside it
+        group = side["derived"]
         assert group.attrs["rows"] == 40 and group.attrs["computed"].startswith("20")
         assert group.attrs["settings"] == '{"max_e_above_hull": 0.1}' and group.attrs["calculator"] == "emt"
-        assert dict(f.attrs) == file_attrs  # campaign, created, versions kept
+        assert group.attrs["store_id"] == file_attrs["store_id"]
         assert group["decomposition"].dtype.kind == "S"  # fixed-length UTF-8 like the record strings
         assert h5py.check_string_dtype(group["decomposition"].dtype).encoding == "utf-8"
     for i, rec in enumerate(iter_records(path)):  # the records were copied untouched
@@ -88,8 +92,7 @@ def test_round_trip_with_a_store_written_file(tmp_path):
 
     write_derived(path, {"score": np.ones(40)})  # replaces the whole group
     assert derived_columns(path) == ["score"]
-    with open_for_reading(path) as f:
-        assert "settings" not in f["derived"].attrs
+    assert "settings" not in derived_attrs(path)
 
 
 def test_rows_appended_after_ranking_are_padded(tmp_path):
@@ -110,8 +113,7 @@ def test_rows_appended_after_ranking_are_padded(tmp_path):
     table = read_table(path)
     assert len(table) == 14 and table.loc[12, "rank"] == -1
     assert [r.task_id for r in iter_records(path)] == [f"t{k:09d}" for k in range(14)]
-    with open_for_reading(path) as f:
-        assert f["derived"].attrs["rows"] == 10
+    assert derived_attrs(path)["rows"] == "10"
     with pytest.raises(ValueError, match="14 committed rows"):
         write_derived(path, _columns(10))
     write_derived(path, _columns(14))
@@ -144,10 +146,12 @@ def test_refused_while_a_store_writes(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    # the killed writer left the file flagged open-for-write: the copy is a clean file with its rows
+    # the killed writer left the file flagged open-for-write: ranking it does not touch it (the next
+    # Store.open recovers it), and its committed rows read as before
     write_derived(path, _columns(3))
-    with h5py.File(path, "r") as f:  # opens without swmr=True: not flagged any more
-        assert f["committed"][0] == 3 and f["derived"].attrs["rows"] == 3
+    with open_for_reading(path) as f:
+        assert f["committed"][0] == 3
+    assert derived_attrs(path)["rows"] == "3"
     assert [r.task_id for r in iter_records(path)] == ["t000000000", "t000000001", "t000000002"]
     with Store.open(path) as store:
         store.append([synthetic_record(3)])
@@ -211,6 +215,7 @@ def test_kill_during_write_derived_leaves_old_or_new(tmp_path):
             store.append([synthetic_record(k, natoms=6) for k in range(a, a + 500)])
     write_derived(path, {"gen": np.zeros(n, int), "value": np.arange(n) * 1.0,
                          "text": np.char.add("0-", np.arange(n).astype(str))}, {"generation": "0"})
+    inode, size = path.stat().st_ino, path.stat().st_size
     rng = random.Random(20261202)
     gen, mid_copy = 1, 0
     for round_ in range(6):
@@ -222,16 +227,17 @@ def test_kill_during_write_derived_leaves_old_or_new(tmp_path):
             proc.wait()
         done = [int(x) for x in out.read_text().split("\n")[:-1]]
         last = done[-1] if done else gen - 1
-        with open_for_reading(path) as f:  # readable, and one generation throughout
-            stored = int(f["derived"].attrs["generation"])
-            assert f["derived"].attrs["rows"] == n
+        attrs = derived_attrs(path)  # readable, and one generation throughout
+        stored = int(attrs["generation"])
+        assert attrs["rows"] == str(n)
+        assert path.stat().st_ino == inode and path.stat().st_size == size  # the store is never copied
         assert stored in (last, last + 1), (stored, last)
         cols = read_columns(path, ["gen", "value", "text", "task_id"])
         assert (cols["gen"] == stored).all()
         assert np.array_equal(cols["value"], np.arange(n) + stored)
         assert cols["text"][-1] == f"{stored}-{n - 1}"
         assert cols["task_id"][-1] == f"t{n - 1:09d}"
-        mid_copy += path.with_name(path.name + ".recover.tmp").exists()  # killed while building the copy
+        mid_copy += Path(f"{derived_path(path)}.tmp").exists()  # killed while writing the side file
         gen = stored + 1
     assert gen > 3 and mid_copy > 0  # several replacements went through, and kills hit one half-built
     for i, rec in enumerate(iter_records(path)):
@@ -239,17 +245,58 @@ def test_kill_during_write_derived_leaves_old_or_new(tmp_path):
             assert record_differences(rec, synthetic_record(i, natoms=6)) == [], i
     with Store.open(path) as store:  # a temporary copy left by a kill is removed by the next writer
         store.append([synthetic_record(n)])
-    assert not path.with_name(path.name + ".recover.tmp").exists()
+    assert not Path(f"{derived_path(path)}.tmp").exists()
     assert read_columns(path, ["gen"])["gen"][-1] == -1
+
+
+def _legacy_group(path: Path) -> None:
+    """/derived inside the store file, as write_derived stored it before the side file existed."""
+    with h5py.File(path, "a", libver="latest", locking=False) as f:
+        group = f.create_group("derived", track_order=True)
+        group.create_dataset("z", data=np.arange(3.0), chunks=(3,), maxshape=(None,))
+        group.create_dataset("y", data=np.arange(3), chunks=(3,), maxshape=(None,))
+        group.attrs["rows"], group.attrs["settings"] = np.int64(3), "{}"
 
 
 def test_copy_derived_for_rewrites(tmp_path):
     path, other = tmp_path / "a.h5", tmp_path / "b.h5"
     _store(path, range(3))
-    write_derived(path, {"z": np.arange(3.0), "y": np.arange(3)}, {"settings": "{}"})
+    _legacy_group(path)
     with open_for_reading(path) as src, h5py.File(other, "w") as dst:
         copy_derived(src, dst)
         assert list(dst["derived"]) == ["z", "y"] and dst["derived"].attrs["settings"] == "{}"
+
+
+def test_legacy_in_file_group_is_read_until_a_side_file_replaces_it(tmp_path):
+    path = tmp_path / "old.h5"
+    _store(path, range(3))
+    _legacy_group(path)
+    assert derived_columns(path) == ["z", "y"] and derived_attrs(path)["settings"] == "{}"
+    assert read_columns(path, ["y"])["y"].tolist() == [0, 1, 2]
+    write_derived(path, {"w": np.arange(3.0) * 2})
+    assert derived_columns(path) == ["w"] and "settings" not in derived_attrs(path)
+
+
+def test_side_file_of_an_earlier_store_of_the_same_name_does_not_apply(tmp_path):
+    path = tmp_path / "s.h5"
+    _store(path, range(3))
+    write_derived(path, {"w": np.arange(3.0)})
+    side = derived_path(path).read_bytes()
+    path.unlink()
+    _store(path, range(2))  # a new store of that name: the old ranking is removed with it
+    assert not derived_path(path).exists() and derived_columns(path) == []
+    derived_path(path).write_bytes(side)  # even if it comes back (copied in by hand), it is ignored
+    assert derived_columns(path) == [] and len(read_columns(path, ["task_id"])["task_id"]) == 2
+
+
+def test_damaged_side_file_is_a_clear_error(tmp_path):
+    from tansaku.results import StoreError
+
+    path = tmp_path / "d.h5"
+    _store(path, range(3))
+    derived_path(path).write_bytes(b"not hdf5 at all")
+    with pytest.raises(StoreError, match=r"d\.h5\.derived\.h5"):
+        derived_columns(path)
 
 
 def test_derived_columns_survive_a_store_rewrite(tmp_path):

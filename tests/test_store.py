@@ -326,3 +326,30 @@ def test_close_compacts_a_file_bloated_by_small_appends(tmp_path):
     with Store.open(path) as store:
         store.append([synthetic_record(400)])
     assert path.stat().st_ino == inode  # a file without much leaked space is not rewritten on close
+
+
+def test_pack_fast_equals_record_by_record_packing():
+    """The column-by-column packing of large batches gives exactly the Batch of the per-record path."""
+    from tansaku.results.pack import pack_fast, pack_records
+
+    records = [synthetic_record(k, "failed" if k % 7 == 3 else "ok") for k in range(300)]
+    records += [synthetic_record(k, natoms=26) for k in range(300, 320)]
+    records[5] = dataclasses.replace(records[5], energy=np.float32(-1.5), steps=np.int64(7),
+                                     converged=np.bool_(True), numbers=records[5].numbers.astype(np.uint8))
+    records[6] = dataclasses.replace(records[6], numbers=np.zeros(0, int), positions=np.zeros((0, 3)),
+                                     magmoms=None)
+    slow, fast = pack_records(records), pack_fast(records)
+    assert fast is not None and fast.task_ids == slow.task_ids
+    for part in ("rows", "atoms"):
+        a, b = getattr(slow, part), getattr(fast, part)
+        assert a.keys() == b.keys()
+        for name in a:
+            assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
+            assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), name
+    # anything not plainly valid goes to the per-record path, which names the record and field
+    bad = [dataclasses.replace(records[0], steps=1.5), dataclasses.replace(records[0], label=3),
+           dataclasses.replace(records[0], stress=np.zeros(5)), dataclasses.replace(records[0], status="x"),
+           dataclasses.replace(records[0], numbers=np.array([1, 200])), dataclasses.replace(records[0], kind="k" * 17)]
+    for r in bad:
+        assert pack_fast([r, *records[1:20]]) is None
+    assert pack_fast(records[:10] + records[:1]) is None  # a task_id twice

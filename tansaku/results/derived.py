@@ -1,11 +1,14 @@
 """Derived columns: values computed from the records after a run (stability, properties, ranking).
 
-They live in ``/derived/<name>``, one entry per record row, for the first ``rows`` rows (an attribute of
-``/derived``). Records appended after the ranking have no derived values: readers pad them (NaN for
-floats, -1 for integers, False for booleans, "" for strings). See docs/hdf5_schema.md.
+They live in ``/derived/<name>`` of a side file ``<store>.derived.h5`` beside the store, one entry per
+record row, for the first ``rows`` rows (an attribute of ``/derived``). Records appended after the
+ranking have no derived values: readers pad them (NaN for floats, -1 for integers, False for booleans,
+"" for strings). See docs/hdf5_schema.md. Stores ranked before the side file existed hold ``/derived``
+inside the store file; readers still read it there when there is no side file.
 
-``write_derived`` replaces the whole group with an atomic copy of the file, under the store's WriterLock:
-a kill at any moment leaves the old file or the new one, never a broken one.
+``write_derived`` replaces the side file atomically, under the store's WriterLock: a kill at any moment
+leaves the old ranking or the new one, and the store file itself is never rewritten (at 10^6 records a
+copy of it costs GBs).
 """
 
 from __future__ import annotations
@@ -19,20 +22,27 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tansaku.results.atomic import RECOVER_SUFFIX, fsync_path
+from tansaku.results.atomic import fsync_path
 from tansaku.results.lock import WriterLock
-from tansaku.results.read import DERIVED, committed_rows, derived_columns, open_for_reading
+from tansaku.results.read import (
+    DERIVED,
+    committed_rows,
+    derived_columns,
+    derived_path,
+    load_derived,
+    open_for_reading,
+    store_identity,
+)
 from tansaku.results.schema import RECORD_COLUMN_BY_NAME
 
-__all__ = ["DERIVED", "RESERVED_NAMES", "copy_derived", "derived_attrs", "derived_columns", "write_derived"]
+__all__ = ["DERIVED", "RESERVED_NAMES", "copy_derived", "derived_attrs", "derived_columns", "derived_path",
+           "remove_derived", "write_derived"]
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # what a query can name (tansaku.results.query)
 RESERVED_NAMES = frozenset({"elements", "row"})  # pseudo-columns of queries
-RESERVED_ATTRS = frozenset({"rows", "computed"})
+RESERVED_ATTRS = frozenset({"rows", "computed", "store_id"})
 CHUNK_BYTES = 1 << 18  # derived columns are written once and read whole: large chunks read fastest
-# The temporary copy is named like the store's recovery copy, so that the next Store.open (which holds
-# the same lock) deletes one left behind by a killed write_derived.
-TMP_SUFFIX = RECOVER_SUFFIX
+SIDE_TMP_SUFFIX = ".tmp"  # <store>.derived.h5.tmp: the side file being written (the next writer deletes it)
 
 
 def _as_column(name: str, values: object, n: int) -> np.ndarray:
@@ -98,54 +108,68 @@ def copy_derived(src: h5py.File, dst: h5py.File) -> None:
 
 def write_derived(path: str | os.PathLike, columns: Mapping[str, object],
                   attrs: Mapping[str, str] | None = None) -> None:
-    """Replace the ``/derived`` group of the store at ``path`` with ``columns`` (name -> one value per
-    committed row) and the string attributes ``attrs`` (plus ``rows`` and ``computed``).
+    """Replace the derived columns of the store at ``path`` with ``columns`` (name -> one value per
+    committed row) and the string attributes ``attrs`` (plus ``rows``, ``computed`` and ``store_id``).
 
-    Takes the store's WriterLock (StoreLockedError while a run writes the file), builds the new file as
-    a copy (records, atoms and attributes copied as stored, plus the new /derived), fsyncs it and
-    replaces the original with it. ValueError names a column of the wrong length or type, or a name that
+    They go to the side file ``<name>.derived.h5`` (``derived_path``), never into the store itself, so
+    ranking costs the size of the derived columns, not a copy of the records. Takes the store's
+    WriterLock (StoreLockedError while a run writes the file), writes ``<side>.tmp``, fsyncs it and
+    replaces the side file with it: a kill at any moment leaves the old ranking or the new one, and the
+    store file is never touched. ValueError names a column of the wrong length or type, or a name that
     clashes with a record column.
     """
     path = Path(path)
     attrs = dict(attrs or {})
     for key, value in attrs.items():
         if key in RESERVED_ATTRS or not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"derived attribute {key!r}: keys other than rows/computed, str values only")
+            raise ValueError(f"derived attribute {key!r}: keys other than rows/computed/store_id, str values only")
     lock = WriterLock(path)
     lock.acquire()
     try:
-        tmp = path.with_name(path.name + TMP_SUFFIX)
+        side = derived_path(path)
+        tmp = side.with_name(side.name + SIDE_TMP_SUFFIX)
         tmp.unlink(missing_ok=True)
         with open_for_reading(path) as src:
             n = committed_rows(src)
-            data = _check_columns(columns, n)
-            try:
-                with h5py.File(tmp, "w", libver="latest", locking=False) as dst:
-                    for key in src:  # raw copies (H5Ocopy): chunks are not decompressed
-                        if key != DERIVED:
-                            src.copy(src[key], dst, key)
-                    for key, value in src.attrs.items():
-                        dst.attrs[key] = value
-                    group = dst.create_group(DERIVED, track_order=True)
-                    for name, values in data.items():
-                        _create(group, name, values)
-                    group.attrs["rows"] = np.int64(n)
-                    group.attrs["computed"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-                    for key, value in attrs.items():
-                        group.attrs[key] = value
-                fsync_path(tmp)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        os.replace(tmp, path)
+            created = store_identity(src)
+        data = _check_columns(columns, n)
+        try:
+            with h5py.File(tmp, "w", libver="latest", locking=False) as dst:
+                group = dst.create_group(DERIVED, track_order=True)
+                for name, values in data.items():
+                    _create(group, name, values)
+                group.attrs["rows"] = np.int64(n)
+                group.attrs["computed"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+                group.attrs["store_id"] = created
+                for key, value in attrs.items():
+                    group.attrs[key] = value
+            fsync_path(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, side)
         fsync_path(path.parent)
     finally:
         lock.release()
 
 
+def remove_derived(path: str | os.PathLike) -> None:
+    """Delete the side file of derived columns (and a temporary one) of ``path``; hold its WriterLock.
+
+    For a store being created anew: a ranking left by an earlier store of the same name must not apply.
+    """
+    side = derived_path(path)
+    side.with_name(side.name + SIDE_TMP_SUFFIX).unlink(missing_ok=True)
+    side.unlink(missing_ok=True)
+
+
+def remove_stale_derived_temporary(path: str | os.PathLike) -> None:
+    """Delete a temporary side file a killed ``write_derived`` left behind (hold the WriterLock)."""
+    side = derived_path(path)
+    side.with_name(side.name + SIDE_TMP_SUFFIX).unlink(missing_ok=True)
+
+
 def derived_attrs(path: str | os.PathLike) -> dict[str, str]:
     """The string attributes stored with the derived columns (calculator, settings, ...); {} if none."""
     with open_for_reading(path) as f:
-        if DERIVED not in f:
-            return {}
-        return {k: str(v) for k, v in f[DERIVED].attrs.items()}
+        return {k: str(v) for k, v in load_derived(f).attrs.items()}

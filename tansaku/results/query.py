@@ -33,13 +33,12 @@ from tansaku.filters import (
     unknown_column_error,
 )
 from tansaku.results.read import (
-    DERIVED,
     Source,
     _dataset,
     _reading,
     committed_rows,
-    derived_columns,
     derived_fill,
+    load_derived,
     read_padded,
 )
 from tansaku.results.schema import ATOMS, RECORD_COLUMN_BY_NAME, RECORDS, STATUS_COLUMN
@@ -64,7 +63,8 @@ class _Columns:
     def __init__(self, f: h5py.File) -> None:
         self.f = f
         self.n = committed_rows(f)
-        self.derived = [k for k in derived_columns(f) if k not in RECORD_COLUMN_BY_NAME]
+        self._derived = load_derived(f).columns
+        self.derived = [k for k in self._derived if k not in RECORD_COLUMN_BY_NAME]
         self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values()
                         if not c.shape and (not c.optional or c.name in self.f[RECORDS])]
         self._cache: dict[str, np.ndarray] = {}
@@ -84,14 +84,16 @@ class _Columns:
         listing += f"; derived columns {', '.join(self.derived)}" if self.derived else "; no derived columns"
         raise unknown_column_error(name, self.names, flt, what, listing)
 
-    def dataset(self, name: str) -> h5py.Dataset:
+    def dataset(self, name: str) -> h5py.Dataset | np.ndarray:
         """The dataset of column ``name`` (or of a path such as "atoms/numbers"), opened once per query.
 
         One handle per dataset: with HDF5 2.0 / h5py 3.16, refreshing a SWMR reader's dataset while another
         handle to it is open makes reads through both return the first chunk over and over (h5py #2803).
         """
         if "/" not in name:
-            name = f"{RECORDS}/{name}" if name in self.records else f"{DERIVED}/{name}"
+            if name not in self.records:
+                return self._derived[name]  # derived columns are read whole (a small side file)
+            name = f"{RECORDS}/{name}"
         if name not in self._handles:
             self._handles[name] = _dataset(self.f, name)
         return self._handles[name]
@@ -112,7 +114,7 @@ class _Columns:
 
     def at(self, name: str, rows: np.ndarray) -> np.ndarray:
         """``name`` at ``rows`` (sorted, unique): a point selection when they touch few chunks."""
-        if name in self._cache or not len(rows):
+        if name in self._cache or name not in self.records or not len(rows):
             return self.full(name)[rows]
         ds = self.dataset(name)
         size = ds.shape[0]

@@ -7,6 +7,8 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import h5py
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 Source = str | os.PathLike | h5py.File
 
 DERIVED = "derived"  # group: derived columns (tansaku.results.derived), one entry per row for its first rows
+DERIVED_SUFFIX = ".derived.h5"  # the side file holding /derived (see derived_path)
 
 
 # HDF5 retries a metadata read that fails its checksum (a SWMR reader can catch a writer mid-flush),
@@ -160,11 +163,73 @@ def _decode(a: np.ndarray) -> np.ndarray:
     return np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
 
 
+def derived_path(path: str | os.PathLike) -> Path:
+    """The side file holding the derived columns of the store at ``path``: ``<name>.derived.h5``."""
+    path = Path(path)
+    return path.with_name(path.name + DERIVED_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The derived columns of a store, read whole (they are small: one value per row, a few columns)."""
+
+    columns: dict[str, np.ndarray]  # name -> values of the first ``rows`` rows, in the order written
+    attrs: dict[str, object]  # the attributes of /derived (rows, computed, settings, ...)
+
+
+_NO_DERIVED = Derived({}, {})
+_SIDE_CACHE: dict[tuple, Derived] = {}  # (side file, inode, mtime, size, store created) -> its contents
+
+
+def _read_group(group: h5py.Group) -> Derived:
+    return Derived({k: group[k][()] for k in group if isinstance(group[k], h5py.Dataset)}, dict(group.attrs))
+
+
+def load_derived(f: h5py.File) -> Derived:
+    """The derived columns of the open store ``f``: from its side file (``derived_path``) when that exists
+    and belongs to this store (``store_identity``), else from a
+    ``/derived`` group inside the file (files ranked before the side file existed), else none.
+
+    The side file is replaced atomically (``write_derived``), so one read of it is one consistent ranking;
+    it is cached by (path, inode, mtime, size). A damaged side file raises StoreError naming it.
+    """
+    side = derived_path(f.filename)
+    try:
+        st = os.stat(side)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        created = store_identity(f)
+        key = (str(side), st.st_ino, st.st_mtime_ns, st.st_size, created)
+        hit = _SIDE_CACHE.get(key)
+        if hit is None:
+            try:
+                with h5py.File(side, "r", locking=False) as g:
+                    if DERIVED not in g:
+                        raise StoreError(f"{side}: no /{DERIVED} group")
+                    hit = _read_group(g[DERIVED])
+            except (OSError, RuntimeError, KeyError) as exc:
+                raise damaged(side, exc) from None
+            if str(hit.attrs.get("store_id", "")) != created:
+                hit = _NO_DERIVED  # left by another store of the same name (deleted and created anew)
+            _SIDE_CACHE.clear()
+            _SIDE_CACHE[key] = hit
+        if hit is not _NO_DERIVED:
+            return hit
+    group = f.get(DERIVED)
+    return _NO_DERIVED if group is None else _read_group(group)
+
+
+def store_identity(f: h5py.File) -> str:
+    """What ties a side file to its store: the ``store_id`` attribute (a random hex string set at
+    creation), or ``created`` in files written before store_id existed."""
+    return str(f.attrs.get("store_id", f.attrs.get("created", "")))
+
+
 def derived_columns(source: Source) -> list[str]:
-    """Names of the derived columns stored in ``/derived`` (in the order they were written), [] if none."""
+    """Names of the derived columns (in the order they were written), [] if none."""
     with _reading(source) as f:
-        group = f.get(DERIVED)
-        return [] if group is None else [k for k in group if isinstance(group[k], h5py.Dataset)]
+        return list(load_derived(f).columns)
 
 
 def derived_fill(dtype: np.dtype) -> object:
@@ -174,10 +239,10 @@ def derived_fill(dtype: np.dtype) -> object:
 
 def _read_derived(f: h5py.File, name: str, rows: slice, n: int) -> np.ndarray:
     """Derived column ``name`` at ``rows`` of the ``n`` committed ones, padded beyond its rows."""
-    return read_padded(_dataset(f, f"{DERIVED}/{name}"), rows, n)
+    return read_padded(load_derived(f).columns[name], rows, n)
 
 
-def read_padded(ds: h5py.Dataset, rows: slice, n: int) -> np.ndarray:
+def read_padded(ds: h5py.Dataset | np.ndarray, rows: slice, n: int) -> np.ndarray:
     """``ds[rows]`` of a derived column over ``n`` rows, padded where it ends before them."""
     start, stop, _ = rows.indices(n)
     stop = max(start, stop)

@@ -7,6 +7,7 @@ disk must bump ``SCHEMA_VERSION``.
 from __future__ import annotations
 
 import datetime as _dt
+import uuid
 from dataclasses import dataclass
 
 import h5py
@@ -148,6 +149,7 @@ def new_file_attrs(campaign_text: str) -> dict[str, object]:
         "tansaku_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "campaign": campaign_text,
+        "store_id": uuid.uuid4().hex,  # ties side files (derived columns) to this store, not to its name
     }
 
 

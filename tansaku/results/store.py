@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 from h5py import h5f, h5p, h5s
 
+from tansaku.results.derived import remove_derived, remove_stale_derived_temporary
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
 from tansaku.results.pack import pack
@@ -111,7 +112,9 @@ class Store:
         lock.acquire()
         try:
             remove_stale_temporaries(path)
+            remove_stale_derived_temporary(path)
             if not path.exists():
+                remove_derived(path)  # a ranking of an earlier store of this name does not apply
                 write_new_file(path, new_file_attrs(campaign_text or ""))
             update = {} if campaign_text is None else {"campaign": campaign_text}
             try:
