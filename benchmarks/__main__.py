@@ -23,6 +23,7 @@ ITEMS = {  # issue 11 item -> module
     "emt": "benchmarks.bench_emt",
     "dedup": "benchmarks.bench_dedup",
     "enumeration": "benchmarks.bench_enumeration",
+    "ml_batch": "benchmarks.bench_ml_batch",
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from synthetic import smfe12_cells
 
 from tansaku.calculators import RelaxSettings, Runtime, get_calculator, relax
 from tansaku.calculators.batch import relax_batch
@@ -84,21 +85,6 @@ def test_runtime_rejects_a_negative_batch_size():
         Runtime(batch_size=-1)
 
 
-def _smfe12(count: int) -> list[Atoms]:
-    from tansaku.screening.prototypes import build, get_prototype
-
-    base, _ = build(get_prototype("ThMn12"), with_interstitials=False)  # 26 atoms: Sm2Fe24
-    rng, out = np.random.default_rng(1), []
-    for k in range(count):
-        atoms = base.copy()
-        symbols = np.array(atoms.get_chemical_symbols())
-        symbols[rng.choice(np.flatnonzero(symbols == "Fe"), 3, replace=False)] = "Co"
-        atoms.symbols = symbols
-        atoms.rattle(0.03, seed=k)
-        out.append(atoms)
-    return out
-
-
 def _same_as_per_structure(structures: list[Atoms], settings: RelaxSettings) -> None:
     batched = relax_batch(structures, "chgnet", settings=settings)
     calc = get_calculator("chgnet")
@@ -124,4 +110,4 @@ def test_chgnet_graph_batch_relaxes_like_the_per_structure_path():
 @pytest.mark.slow
 def test_chgnet_graph_batch_on_smfe12_cells():
     pytest.importorskip("chgnet")
-    _same_as_per_structure(_smfe12(2), RelaxSettings(fmax=0.05, steps=300))
+    _same_as_per_structure(smfe12_cells(2, seed=1), RelaxSettings(fmax=0.05, steps=300))

@@ -10,7 +10,7 @@ import traceback
 
 import numpy as np
 
-from tansaku.calculators import Runtime, get_calculator, get_spec
+from tansaku.calculators import RelaxResult, Runtime, get_calculator, get_spec
 from tansaku.calculators.batch import relax_batch
 from tansaku.calculators.context import RunContext
 from tansaku.calculators.handlers import HandledFailure, relax_with_handlers
@@ -104,7 +104,7 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
     return record
 
 
-def _ok_record(task: Task, result, history: str) -> Record:  # noqa: ANN001 - a RelaxResult
+def _ok_record(task: Task, result: RelaxResult, history: str) -> Record:
     record = _base_record(task, STATUS_OK)
     final = result.atoms
     record.numbers, record.positions = final.numbers.copy(), final.positions.copy()
@@ -133,7 +133,7 @@ def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]
     for i, task in enumerate(tasks):
         try:
             batchable = runtime.batch_size > 1 and not get_spec(task.calculator).file_based
-        except Exception:  # an unknown calculator: run_task says why
+        except Exception:  # noqa: BLE001 - an unknown calculator: run_task says why
             batchable = False
         if not batchable:
             records[i] = run_task(task, runtime)
@@ -147,7 +147,7 @@ def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]
         try:
             results = relax_batch([tasks[i].atoms for i in members], name, tasks[members[0]].params, settings,
                                   runtime, relax_cell=relax_cell)
-        except Exception as exc:  # the whole group failed (model does not load): each task says why
+        except Exception as exc:  # noqa: BLE001 - the whole group failed (model does not load): each task says why
             results = [exc] * len(members)
         for i, result in zip(members, results):
             if isinstance(result, Exception):
