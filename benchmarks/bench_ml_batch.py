@@ -1,6 +1,6 @@
 """Batched ML relaxation (issue 11 item 4): per-structure ASE loop vs one CHGNet graph batch per step.
 
-    python benchmarks/bench_ml_batch.py [REPEATS] [--quick]
+    python benchmarks/bench_ml_batch.py [REPEATS] [--quick] [--cells 64] [--steps 10]
     python -m benchmarks ml_batch
 
 64 SmFe12-sized cells (26 atoms, ThMn12 prototype, 3 random Fe -> Co, rattled) relaxed with FIRE +
@@ -67,12 +67,12 @@ def _on_workers(pool: ProcessPoolExecutor, fn, structures: list, steps: int, wor
     return call
 
 
-def run(repeats: int = 3, quick: bool = False) -> list[Row]:
+def run(repeats: int = 3, quick: bool = False, count: int = 64, steps: int = STEPS) -> list[Row]:
     import multiprocessing
 
     import torch
 
-    count, steps = (8, 3) if quick else (64, STEPS)
+    count, steps = (8, 3) if quick else (count, steps)
     structures = smfe12_cells(count)
     rows = []
 
@@ -106,5 +106,12 @@ if __name__ == "__main__":
 
     from benchmarks._table import render
 
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    print(render(run(int(args[0]) if args else 3, quick="--quick" in sys.argv), os.cpu_count() or 1))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repeats", nargs="?", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cells", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    args = parser.parse_args()
+    print(render(run(args.repeats, args.quick, args.cells, args.steps), os.cpu_count() or 1))
