@@ -42,7 +42,7 @@ def timed_run(executor: str, tasks: int, folder: Path) -> tuple[int, float]:
     campaign = parse_campaign(CAMPAIGN, base_dir=folder)
     campaign = dataclasses.replace(
         campaign, output=folder / f"{executor}.h5",
-        execution=dataclasses.replace(campaign.execution, executor=executor, workers=os.cpu_count() or 1))
+        execution=campaign.execution.with_overrides(executor=executor, workers=os.cpu_count() or 1))
     plan = make_plan(campaign)
     plan.tasks = plan.tasks[:tasks]
     start = time.perf_counter()

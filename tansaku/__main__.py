@@ -2,4 +2,5 @@
 
 from tansaku.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes (forkserver/spawn) import this module again: do not run there
+    main()

@@ -1,8 +1,9 @@
-"""The ``tansaku`` command: run, status, show, rank, query, report."""
+"""The ``tansaku`` command: plan, run, worker, collect, status, show, rank, query, report."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -46,31 +47,74 @@ def main() -> None:
 def run(
     campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HDF5 file (overrides the campaign)")] = None,
-    executor: Annotated[Optional[str], typer.Option(help="serial or dask (overrides the campaign)")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="executor (overrides the campaign; an unknown name lists the known ones)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="worker processes (default: one per core)")] = None,
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run failed tasks again")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only: count candidates and tasks")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only (and save the plan): list the tasks")] = False,
+    replan: Annotated[bool, typer.Option("--replan", help="plan again even if the saved plan is current")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Run a campaign; running it again resumes (stored tasks are skipped)."""
-    from tansaku.results import StoreError
+    """Run a campaign; running it again resumes (stored tasks are skipped).
+
+    Under MPI: mpiexec -n N python -m tansaku run CAMPAIGN.toml --executor mpi
+    """
+    from tansaku.calculators import CalculatorConfigError
     from tansaku.workflows.campaign import CampaignError, load_campaign
-    from tansaku.workflows.plan import UnsupportedElementsError, make_plan
-    from tansaku.workflows.runner import execute_plan
+    from tansaku.workflows.plan import UnsupportedElementsError
 
     try:
         campaign = load_campaign(campaign_file)
-        execution = dataclasses.replace(campaign.execution, **{k: v for k, v in
-                                        (("executor", executor), ("workers", workers)) if v is not None})
-        if execution.executor not in ("serial", "dask"):
-            raise CampaignError(f"--executor: unknown executor {execution.executor!r}; choose serial or dask")
+        execution = campaign.execution.with_overrides(executor=executor, workers=workers)
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
-        plan = make_plan(campaign)
-    except (CampaignError, UnsupportedElementsError) as exc:  # calculator errors: CampaignError (load_campaign)
+    except (CampaignError, CalculatorConfigError) as exc:
         raise _fail(str(exc)) from None
-    err.print(f"{campaign.name}: {plan.generation.generated} candidates generated, "
-              f"{plan.generation.duplicates} duplicates removed -> {len(plan.generation.candidates)} candidates "
-              f"+ {len(plan.competing)} competing phases + {len(plan.references)} references = {len(plan.tasks)} tasks "
+    if campaign.execution.executor == "mpi" and not dry_run:
+        _run_mpi(campaign, replan, rerun_failed, progress)
+        return
+    try:
+        plan = _plan(campaign, replan)
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+        raise _fail(str(exc)) from None
+    _run_plan(campaign, plan, dry_run, rerun_failed, progress)
+
+
+def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None:
+    """Under mpiexec: rank 0 plans, coordinates and writes; every other rank runs tasks until told to stop."""
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.hpc import mpi
+    from tansaku.workflows.campaign import CampaignError
+    from tansaku.workflows.executors import mpi_worker
+    from tansaku.workflows.run_task import run_task
+    from tansaku.workflows.plan import UnsupportedElementsError
+
+    try:
+        rank, size = mpi.rank(), mpi.size()
+    except mpi.MPIUnavailableError as exc:
+        raise _fail(str(exc)) from None
+    if size < 2:
+        raise _fail("--executor mpi needs at least 2 MPI ranks (rank 0 coordinates): mpiexec -n N, N >= 2")
+    if rank != 0:
+        mpi_worker(functools.partial(run_task, runtime=campaign.calculator.runtime),
+                   threads_per_task=int(campaign.execution.options.get("threads_per_task", 1)))
+        return
+    try:
+        try:
+            plan = _plan(campaign, replan)
+        except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+            raise _fail(str(exc)) from None
+        err.print(f"MPI: rank 0 coordinates and writes, {size - 1} worker ranks", highlight=False)
+        _run_plan(campaign, plan, False, rerun_failed, progress)
+    finally:
+        mpi.shutdown()
+
+
+def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool) -> None:
+    from tansaku.results import StoreError
+    from tansaku.workflows.runner import execute_plan
+
+    err.print(f"{campaign.name}: {plan.generated} candidates generated, "
+              f"{plan.duplicates} duplicates removed -> {plan.candidates} candidates "
+              f"+ {plan.competing} competing phases + {plan.references} references = {len(plan.tasks)} tasks "
               f"({campaign.calculator.name}, {_executor_text(campaign.execution)})",
               highlight=False)
     if dry_run:
@@ -90,6 +134,35 @@ def run(
     if summary.failed:
         err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
     _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+
+
+def _plan(campaign, replan: bool = False):
+    """The campaign's saved plan (planned and saved now when missing or out of date), reported on stderr."""
+    from tansaku.workflows.planfile import ensure_plan, plan_path
+
+    plan, reused = ensure_plan(campaign, replan=replan)
+    merged = f", {plan.merged} repeated task ids merged" if plan.merged else ""
+    err.print(f"plan {'reused from' if reused else 'saved to'} {plan_path(campaign)}{merged}", highlight=False)
+    return plan
+
+
+@app.command("plan")
+def plan_command(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    replan: Annotated[bool, typer.Option("--replan", help="plan again even if the saved plan is current")] = False,
+) -> None:
+    """Plan a campaign once and save its tasks next to the store (<output stem>.plan.h5)."""
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.plan import UnsupportedElementsError
+
+    try:
+        campaign = load_campaign(campaign_file)
+        plan = _plan(campaign, replan)
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{campaign.name}: {len(plan.tasks)} tasks ({plan.candidates} candidates, {plan.competing} competing "
+              f"phases, {plan.references} references)", highlight=False)
 
 
 def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, strict: bool = True,
@@ -131,8 +204,8 @@ def _frame_table(frame, columns, title: str = "") -> Table:
 
 
 def _executor_text(execution) -> str:
-    if execution.executor == "serial":
-        return "serial"
+    if "workers" not in execution.options:
+        return execution.executor
     return f"{execution.executor}, {execution.n_workers} workers"
 
 
@@ -146,20 +219,271 @@ def _table(title: str, counts: dict, header: str) -> Table:
 
 
 @app.command()
-def status(results: Annotated[Path, typer.Argument(help="HDF5 results file")]) -> None:
-    """Counts by status, calculator, prototype and kind (works while a campaign is writing)."""
+def status(
+    target: Annotated[Path, typer.Argument(help="campaign TOML file or HDF5 results file")],
+    shards: Annotated[Optional[Path], typer.Option(help="shard folder (default: <output stem>.shards/)")] = None,
+) -> None:
+    """Done / failed / pending tasks against the saved plan (stored and in shards), and counts of the
+    stored records by status, calculator, prototype and kind (works while a campaign is writing)."""
     from tansaku.constants import STATUS_OK
     from tansaku.results import StoreError, read_table
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.planfile import PLAN_SUFFIX, PlanError, check_plan
+    from tansaku.workflows.status import plan_status
 
     try:
+        if target.suffix == ".toml":
+            campaign = load_campaign(target)
+            results, plan_file = campaign.output, check_plan(campaign)
+        else:
+            results, plan_file = target, target.with_name(target.stem + PLAN_SUFFIX)
+            plan_file = plan_file if plan_file.exists() else None
+        if plan_file is not None:
+            st = plan_status(plan_file, results, shards)
+            out.print(f"{plan_file}: {st.total} tasks: {st.done} done, {st.failed} failed, {st.pending} pending "
+                      f"({st.stored} in the store, {st.in_shards} only in shards not yet collected)", highlight=False)
+            for line in st.unreadable_shards:
+                err.print(f"[yellow]unreadable shard:[/] {line}", highlight=False)
+        if target.suffix == ".toml":
+            _print_jobs(campaign)
+        if not results.exists():
+            out.print(f"{results}: no results yet", highlight=False)
+            return
         table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged"])
-    except (StoreError, OSError) as exc:
-        raise _fail(f"{results}: {exc}") from None
+    except (CampaignError, PlanError, StoreError, OSError) as exc:
+        raise _fail(f"{target}: {exc}") from None
     out.print(f"{results}: {len(table)} records", highlight=False)
     for column in ("status", "calculator", "prototype", "kind"):
         out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
     ok = table[table["status"] == STATUS_OK]
     out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
+
+
+@app.command()
+def worker(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file (its plan must be saved)")],
+    shard: Annotated[Path, typer.Option(help="shard HDF5 file this worker writes (one writer per shard)")],
+    task_list: Annotated[Optional[Path], typer.Option(help="file of task ids, one per line (default: every "
+                                                           "task of the saved plan)")] = None,
+    select: Annotated[Optional[str], typer.Option(help="I/N: every N-th listed task starting at the I-th "
+                                                       "(job array element I of N)")] = None,
+    workers: Annotated[int, typer.Option(help="local worker processes (packed job); 0: run in this process")] = 0,
+    deadline: Annotated[Optional[float], typer.Option(help="unix time the job ends: no task is started "
+                                                           "that would not finish before it")] = None,
+    task_seconds: Annotated[float, typer.Option(help="expected task time until one has finished (s)")] = 60.0,
+    margin: Annotated[float, typer.Option(help="seconds kept free before the deadline for the last write")] = 5.0,
+    rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run tasks failed in the shard again")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = False,
+) -> None:
+    """Run listed tasks of the saved plan into a shard file (what batch jobs run; `collect` merges shards).
+
+    Tasks already in the shard are skipped. SIGTERM, or the deadline, stops it cleanly: records of
+    finished tasks are kept, and it exits 0.
+    """
+    from tansaku.results import StoreError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.planfile import PlanError, check_plan, read_task_ids
+    from tansaku.workflows.worker import TaskListError, parse_select, read_task_list, run_worker
+    from tansaku.workflows.worker import select as select_ids
+
+    try:
+        campaign = load_campaign(campaign_file)
+        ids = read_task_list(task_list) if task_list else read_task_ids(check_plan(campaign))
+        ids = select_ids(ids, parse_select(select) if select else None)
+        summary = run_worker(campaign, ids, shard, workers=workers, deadline=deadline, prior_seconds=task_seconds,
+                             margin_seconds=margin, rerun_failed=rerun_failed, console=err, show_progress=progress)
+    except (CampaignError, PlanError, TaskListError, StoreError) as exc:
+        raise _fail(str(exc)) from None
+    why = " (stopped by SIGTERM)" if summary.terminated else " (deadline near)" if summary.held_back else ""
+    err.print(f"worker {shard}: {summary.listed} tasks listed, {summary.already_stored} already in the shard, "
+              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed; {summary.held_back} not run{why}; "
+              f"{summary.wall_seconds:.1f} s", highlight=False)
+
+
+@app.command()
+def collect(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    shards: Annotated[Optional[Path], typer.Option(help="shard folder (default: <output stem>.shards/)")] = None,
+) -> None:
+    """Merge shard files into the campaign store, idempotently by task id (run it as often as you like)."""
+    from tansaku.results import StoreError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.collect import collect as collect_shards
+    from tansaku.workflows.collect import shards_dir
+
+    try:
+        campaign = load_campaign(campaign_file)
+        folder = shards or shards_dir(campaign.output)
+        summary = collect_shards(campaign.output, folder, campaign.text)
+    except (CampaignError, StoreError) as exc:
+        raise _fail(str(exc)) from None
+    _print_collected(summary, folder, campaign.output)
+
+
+def _print_collected(summary, folder: Path, output: Path) -> None:
+    """What ``collect`` merged: one line per shard and a total (on stderr)."""
+    for report in summary.shards:
+        note = f"  ({report.note})" if report.note else ""
+        err.print(f"{report.path}: {report.rows} rows: {report.added} added, {report.replaced} replaced a failed "
+                  f"row, {report.skipped} already stored{note}", highlight=False)
+    err.print(f"collected {len(summary.shards)} shard(s) from {folder} into {output}: {summary.added} added, "
+              f"{summary.replaced} replaced, {summary.skipped} already stored", highlight=False)
+
+
+fireworks_app = typer.Typer(help="FireWorks backend: add a campaign's tasks to a LaunchPad as Fireworks (run them "
+                                 "with rlaunch/qlaunch), collect what the rockets wrote.", no_args_is_help=True)
+app.add_typer(fireworks_app, name="fireworks")
+LaunchpadOption = Annotated[Optional[Path], typer.Option(
+    "--launchpad", "-l", help="LaunchPad file (default: FireWorks' own, e.g. my_launchpad.yaml or LAUNCHPAD_LOC)")]
+
+
+def _fireworks_errors() -> tuple[type[Exception], ...]:
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.results import StoreError
+    from tansaku.workflows.campaign import CampaignError
+    from tansaku.workflows.fireworks_backend import FireWorksError
+    from tansaku.workflows.plan import UnsupportedElementsError
+    from tansaku.workflows.planfile import PlanError
+
+    return CampaignError, CalculatorConfigError, UnsupportedElementsError, PlanError, StoreError, FireWorksError
+
+
+@fireworks_app.command("add")
+def fireworks_add(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file (planned now if its plan is not saved)")],
+    launchpad: LaunchpadOption = None,
+    tasks_per_firework: Annotated[int, typer.Option(help="tasks per Firework: 1 for DFT-sized tasks, more to "
+                                                         "spread FireWorks' overhead over fast ones")] = 1,
+    workers: Annotated[int, typer.Option(help="processes per Firework (a local pool); 0: in the rocket")] = 0,
+    category: Annotated[Optional[str], typer.Option(help="FireWorks _category (which FWorkers run them)")] = None,
+    priority: Annotated[Optional[int], typer.Option(help="FireWorks _priority")] = None,
+    rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="run FIZZLED Fireworks of the campaign "
+                                                                      "again, and add failed tasks again")] = False,
+) -> None:
+    """Add the campaign's tasks that are not stored, in a shard or already in the LaunchPad as Fireworks
+    (adding twice adds nothing new). Run them with `rlaunch rapidfire` or `qlaunch`."""
+    from tansaku.workflows.campaign import load_campaign
+    from tansaku.workflows.fireworks_backend import add_campaign, load_launchpad
+
+    try:
+        campaign = load_campaign(campaign_file)
+        lpad = load_launchpad(launchpad)
+        s = add_campaign(campaign, lpad, tasks_per_firework=tasks_per_firework, workers=workers, category=category,
+                         priority=priority, rerun_failed=rerun_failed)
+    except _fireworks_errors() as exc:
+        raise _fail(str(exc)) from None
+    ids = f" (fw_id {min(s.fw_ids)}..{max(s.fw_ids)})" if s.fw_ids else ""
+    rerun = f"; {s.rerun} FIZZLED Fireworks set to run again" if s.rerun else ""
+    err.print(f"{campaign.name}: {s.tasks} planned tasks (plan {'reused' if s.plan_reused else 'saved'}): {s.stored} "
+              f"stored or in shards, {s.queued} already in the LaunchPad; added {s.added_tasks} tasks as "
+              f"{s.fireworks} Fireworks{ids}{rerun}", highlight=False)
+    if s.fireworks or s.rerun:
+        lp = f" -l {launchpad}" if launchpad else ""
+        err.print(f"run them: rlaunch{lp} rapidfire (or qlaunch{lp} rapidfire); then: tansaku fireworks collect "
+                  f"{campaign_file}{' --launchpad ' + str(launchpad) if launchpad else ''}", highlight=False)
+
+
+@fireworks_app.command("collect")
+def fireworks_collect(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    launchpad: LaunchpadOption = None,
+) -> None:
+    """Merge the shards the campaign's Fireworks wrote into its store (idempotent); tasks of FIZZLED Fireworks
+    that left no record are stored as failed with the Firework's error. Ranks once every Firework has ended."""
+    from tansaku.workflows.campaign import load_campaign
+    from tansaku.workflows.collect import shards_dir
+    from tansaku.workflows.fireworks_backend import collect_campaign, load_launchpad
+
+    try:
+        campaign = load_campaign(campaign_file)
+        summary = collect_campaign(campaign, load_launchpad(launchpad))
+    except _fireworks_errors() as exc:
+        raise _fail(str(exc)) from None
+    states = ", ".join(f"{n} {state}" for state, n in sorted(summary.states.items())) or "none"
+    err.print(f"{campaign.name}: Fireworks in the LaunchPad: {states}", highlight=False)
+    if summary.fizzled_recorded:
+        err.print(f"{summary.fizzled_recorded} tasks of FIZZLED Fireworks left no record: stored as failed with the "
+                  f"Firework's error", highlight=False)
+    if summary.not_in_plan:
+        err.print(f"{summary.not_in_plan} tasks of FIZZLED Fireworks are not in the current plan (left out)",
+                  highlight=False)
+    _print_collected(summary.collected, shards_dir(campaign.output), campaign.output)
+    if summary.unfinished:
+        err.print(f"{summary.unfinished} Fireworks not finished yet: collect again later", highlight=False)
+    elif summary.states and campaign.output.exists():
+        _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+
+
+@app.command()
+def submit(
+    campaign_file: Annotated[Path, typer.Argument(help="campaign TOML file")],
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="slurm, pbs, torque or lsf (overrides the campaign's \\[scheduler] name)")] = None,
+    mode: Annotated[str, typer.Option(help="array: a job array, each element a share of the tasks; packed: one "
+                                           "allocation running a worker pool on all its cores")] = "array",
+    resume: Annotated[bool, typer.Option("--resume", help="submit only tasks neither stored, in a shard, nor "
+                                                          "covered by a queued/running job")] = False,
+    machine: Annotated[Optional[Path], typer.Option(help="machine profile TOML with a \\[scheduler] table "
+                                                         "(replaces the campaign's)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the job script, submit nothing")] = False,
+) -> None:
+    """Run the campaign's saved plan as batch jobs writing shards; `status` follows them, `collect` merges."""
+    from tansaku.calculators import CalculatorConfigError
+    from tansaku.workflows.campaign import CampaignError, load_campaign
+    from tansaku.workflows.collect import shards_dir
+    from tansaku.workflows.machine import scheduler_settings
+    from tansaku.workflows.plan import UnsupportedElementsError
+    from tansaku.workflows.planfile import PlanError
+    from tansaku.workflows.status import pending_task_ids
+    from tansaku.workflows.submit import SubmitError, jobs_path, submit_campaign
+
+    try:
+        campaign = load_campaign(campaign_file)
+        settings = scheduler_settings(campaign.scheduler, machine, scheduler)
+        _plan(campaign)
+        pending = pending_task_ids(campaign)
+        result = submit_campaign(campaign, campaign_file, settings, pending, shards_dir(campaign.output), mode=mode,
+                                 resume=resume, dry_run=dry_run)
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError, PlanError, SubmitError) as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"{result.pending} tasks pending (neither stored nor in a shard), {result.covered} of them covered by "
+              f"queued/running jobs", highlight=False)
+    if result.submitted == 0:
+        err.print("nothing to submit", highlight=False)
+    elif dry_run:
+        sys.stdout.write(result.script_text)  # verbatim: no wrapping of long command lines
+        err.print(f"dry run: would submit {result.submitted} tasks ({mode} mode) to {settings.name}", highlight=False)
+    else:
+        job = result.job
+        shape = f"array of {job.elements} elements" if job.mode == "array" else "packed job"
+        err.print(f"submitted {settings.name} job {job.job_id} ({shape}, {job.tasks} tasks); recorded in "
+                  f"{jobs_path(campaign)}; follow with `tansaku status {campaign_file}`, merge with "
+                  f"`tansaku collect {campaign_file}`", highlight=False)
+
+
+def _print_jobs(campaign) -> None:
+    """The campaign's submitted batch jobs and their states (as far as the scheduler still knows them)."""
+    from tansaku.hpc.jobs import SchedulerError
+    from tansaku.workflows.submit import SubmitError, job_statuses, read_jobs
+
+    try:
+        jobs = read_jobs(campaign)
+        if not jobs:
+            return
+        statuses = job_statuses(jobs)
+    except (SubmitError, SchedulerError) as exc:
+        err.print(f"[yellow]jobs not shown:[/] {exc}", highlight=False)
+        return
+    table = Table(title="batch jobs", title_justify="left")
+    for column in ("job", "scheduler", "mode", "tasks", "state", "elements"):
+        table.add_column(column)
+    for st in statuses:
+        counts: dict[str, int] = {}
+        for state in st.elements.values():
+            counts[state] = counts.get(state, 0) + 1
+        elements = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) if st.job.mode == "array" else ""
+        table.add_row(st.job.job_id, st.job.scheduler, st.job.mode, str(st.job.tasks), st.state, elements)
+    out.print(table)
 
 
 @app.command()

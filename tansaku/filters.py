@@ -261,3 +261,20 @@ def column_mask(values: np.ndarray, flt: Filter, name: str | None = None) -> np.
     if kind == "f" and op in ("!=", "in"):
         mask &= ~np.isnan(values)
     return mask
+
+
+def composition_mask(symbols: Sequence[str], counts: np.ndarray, flt: Filter) -> np.ndarray:
+    """Rows of a composition matrix (``counts[i, j]`` atoms of ``symbols[j]`` in row i) that satisfy the
+    element filter ``flt`` (has / within / !has); the ranking's form of what queries test on stored atoms."""
+    if flt.op not in ELEMENT_OPS:
+        raise filter_error(f'"{ELEMENTS}" takes has (⊇), within (⊆) or !has, not {flt.op}', flt)
+    listed = set(flt.value if not isinstance(flt.value, str) else (flt.value,))
+    present = np.asarray(counts) > 0
+    inside = np.array([s in listed for s in symbols], dtype=bool)
+    if flt.op == "has":
+        if not listed <= set(symbols):
+            return np.zeros(len(present), dtype=bool)
+        return present[:, inside].all(axis=1)
+    if flt.op == "within":
+        return ~present[:, ~inside].any(axis=1)
+    return ~present[:, inside].any(axis=1)  # !has

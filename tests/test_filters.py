@@ -9,7 +9,9 @@ from synthetic import synthetic_record
 
 from tansaku.filters import Filter, FilterError, column_mask, parse_filter
 from tansaku.results import Store, write_derived
+from tansaku.results.atoms import read_atom_numbers
 from tansaku.results.query import QueryError, query
+from tansaku.screening.elements import composition_matrix
 from tansaku.screening.rank import Objective, RankingSpec, filter_mask, rank
 from tansaku.workflows.campaign import CampaignError, Ranking, parse_ranking_table
 from tansaku.workflows.ranking import ranking_with_overrides
@@ -83,6 +85,18 @@ def test_ranking_and_query_select_the_same_rows(store, text):
     assert 0 < len(selected) < N or text.startswith("mu0_ms ==")
 
 
+@pytest.mark.parametrize("text", ["elements has Fe", "elements has Fe,Co", "elements within H,He,Li,Be,B,C,N,O",
+                                  "elements !has H", "elements has Og"])
+def test_element_filters_select_the_same_rows_in_ranking_and_query(store, text):
+    """Ranking tests a composition matrix, queries the stored atoms: the same rows either way."""
+    path, _ = store
+    composition = composition_matrix(*read_atom_numbers(path))
+    flt = parse_filter(text)
+    selected = np.flatnonzero(filter_mask({}, [flt], N, composition))
+    assert list(selected) == list(query(path, where=[text]).index)
+    assert parse_ranking_table({"filters": [text]}, source="t").spec.filters == (flt,)  # allowed in a campaign
+
+
 def test_ranking_filters_use_the_full_grammar():
     columns = {"e_above_hull": np.array([0.0, 0.02, np.nan, 0.3]), "mu0_ms": np.array([1.0, 1.6, 2.0, 1.2])}
     spec = parse_ranking_table({"objectives": {"e_above_hull": "min", "mu0_ms": "max"},
@@ -105,7 +119,7 @@ def test_filters_built_in_code_print_as_text_that_parses_back():
 def test_text_and_element_misuse_is_refused_alike():
     with pytest.raises(FilterError, match='"decomposition" is text: < compares numbers'):
         column_mask(np.array(["a", "b"]), parse_filter("decomposition < 3"))
-    with pytest.raises(FilterError, match="element filters select records"):
+    with pytest.raises(FilterError, match="an element filter needs the compositions of the rows"):
         filter_mask({"mu0_ms": np.ones(2)}, [parse_filter("elements has Fe")], 2)
     with pytest.raises(KeyError, match="ranking needs column 'density'"):
         rank({"mu0_ms": np.ones(2)}, RankingSpec((Objective("mu0_ms", "max"),), (parse_filter("density > 1"),)),

@@ -101,6 +101,24 @@ def test_rank_command_recomputes_with_new_weights_and_filters(ranked, tmp_path):
     assert bad.returncode == 2 and "unknown column 'nonsense'" in bad.stderr
 
 
+def test_rank_command_takes_element_filters_of_the_query_grammar(ranked, tmp_path):
+    campaign, _ = ranked
+    result = tansaku("rank", campaign.output, "--filter", "elements !has Pd", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    stored = read_table(campaign.output)
+    ranked_ids = set(stored.task_id[stored["rank"] > 0])
+    with_pd = set(tansaku_query_ids(campaign.output, "elements has Pd", tmp_path))
+    assert ranked_ids and not ranked_ids & with_pd and with_pd
+    bad = tansaku("rank", campaign.output, "--filter", "elements has Xx", cwd=tmp_path)
+    assert bad.returncode == 2 and 'unknown element "Xx" in filter "elements has Xx"' in bad.stderr
+
+
+def tansaku_query_ids(path, where: str, cwd) -> list[str]:
+    result = tansaku("query", path, "--where", where, "--columns", "task_id", "--format", "json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return [row["task_id"] for row in json.loads(result.stdout)]
+
+
 def test_query_command_filters_sorts_and_exports(ranked, tmp_path):
     campaign, _ = ranked
     result = tansaku("query", campaign.output, "--where", "kind == candidate", "--where", "elements has Au",

@@ -188,7 +188,7 @@ def test_a_broken_entry_point_is_a_clear_error(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ optional columns in old files
 
 def test_a_file_without_the_optional_columns_is_read_and_upgraded(tmp_path):
-    from tansaku.results.synthetic import synthetic_record
+    from synthetic import synthetic_record  # tests/synthetic.py
 
     path = tmp_path / "old.h5"
     first = [synthetic_record(k) for k in range(3)]
@@ -268,3 +268,41 @@ def test_kpoint_grid_matches_ase_kpoint_density():
         for spacing in (0.15, 0.25, 0.4):
             expected = kptdensity2monkhorstpack(atoms, kptdensity=1 / spacing, even=False)
             assert kpoint_grid(atoms, spacing) == tuple(int(n) for n in expected)
+
+
+# ------------------------------------------------------------------ threads per task
+
+def test_dft_tasks_get_their_runtime_cores_and_ml_tasks_keep_one_thread(tmp_path):
+    """A file-based (DFT) calculator computes with ``cores`` BLAS threads; an in-memory (ML) one with the
+    worker's pinned single thread. The calculators here record the thread limit they see (EMT inside)."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tansaku.calculators import CalculatorSpec, RelaxSettings, register
+    from tansaku.screening.candidate import Candidate
+    from tansaku.workflows.run_task import run_task
+    from tansaku.workflows.tasks import make_task
+
+    seen: dict[str, set[int]] = {}
+
+    class Recording(EMT):
+        def calculate(self, *args, **kwargs):
+            seen.setdefault(self.tag, set()).update(i["num_threads"] for i in threadpool_info())
+            super().calculate(*args, **kwargs)
+
+    def factory(tag: str):
+        def make(context=None):
+            calc = Recording()
+            calc.tag = tag
+            return calc
+        return make
+
+    register(CalculatorSpec(name="thread_dft", factory=factory("dft"), elements=frozenset({"Cu"}), package="ase",
+                            file_based=True))
+    register(CalculatorSpec(name="thread_ml", factory=factory("ml"), elements=frozenset({"Cu"}), package="ase"))
+    with threadpool_limits(limits=1):  # a pinned worker
+        for name in ("thread_dft", "thread_ml"):
+            task = make_task(Candidate(bulk("Cu", "fcc", a=3.7), "test"), name, {}, RelaxSettings(steps=2))
+            assert run_task(task, Runtime(scratch=tmp_path, cores=2)).status == "ok"
+    assert seen == {"dft": {2}, "ml": {1}}

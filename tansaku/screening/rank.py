@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tansaku.filters import ELEMENTS, Filter, column_mask, filter_error
+from tansaku.filters import ELEMENTS, Filter, column_mask, composition_mask, filter_error
 
 Criterion = Filter  # a hard filter ``column op value`` (e.g. e_above_hull <= 0.1): tansaku's one filter grammar
 
@@ -64,12 +64,17 @@ def _column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
                        f"(available: {', '.join(sorted(columns))})") from None
 
 
-def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Filter], n: int) -> np.ndarray:
-    """Rows satisfying every filter (NaN never satisfies one), evaluated as queries evaluate them."""
+def filter_mask(columns: Mapping[str, np.ndarray], filters: Sequence[Filter], n: int,
+                composition: tuple[Sequence[str], np.ndarray] | None = None) -> np.ndarray:
+    """Rows satisfying every filter (NaN never satisfies one), evaluated as queries evaluate them;
+    element filters (``elements !has Nd``) need the rows' ``composition`` = (symbols, counts (n, E))."""
     mask = np.ones(n, dtype=bool)
     for flt in filters:
         if flt.column == ELEMENTS:
-            raise filter_error("element filters select records (tansaku query), not ranked rows", flt)
+            if composition is None:
+                raise filter_error("an element filter needs the compositions of the rows", flt)
+            mask &= composition_mask(*composition, flt)
+            continue
         if flt.column not in columns:
             _column(columns, flt.column)  # KeyError naming the column
         mask &= column_mask(np.asarray(columns[flt.column]), flt)
@@ -99,13 +104,15 @@ def weighted_score(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return goodness @ weights / weights.sum() if weights.sum() > 0 else np.zeros(len(points))
 
 
-def rank(columns: Mapping[str, np.ndarray], spec: RankingSpec, eligible: np.ndarray) -> Ranking:
-    """Filter, Pareto-sort and score the ``eligible`` rows (e.g. ok candidates) of ``columns``."""
+def rank(columns: Mapping[str, np.ndarray], spec: RankingSpec, eligible: np.ndarray,
+         composition: tuple[Sequence[str], np.ndarray] | None = None) -> Ranking:
+    """Filter, Pareto-sort and score the ``eligible`` rows (e.g. ok candidates) of ``columns``;
+    ``composition`` (symbols, counts) serves element filters."""
     n = len(eligible)
     values = np.column_stack([_column(columns, o.column) for o in spec.objectives]) if spec.objectives \
         else np.zeros((n, 0))
     signs = np.array([1.0 if o.direction == "min" else -1.0 for o in spec.objectives])
-    passes = eligible & filter_mask(columns, spec.filters, n) & np.isfinite(values).all(axis=1)
+    passes = eligible & filter_mask(columns, spec.filters, n, composition) & np.isfinite(values).all(axis=1)
     rows = np.flatnonzero(passes)
     pareto = np.full(n, -1, dtype=np.int64)
     score = np.full(n, np.nan)

@@ -5,10 +5,9 @@ Every error names the file, the key (e.g. ``prototypes[0].variants[1].substitute
 
 from __future__ import annotations
 
-import math
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,18 @@ from ase.data import atomic_numbers
 from tansaku.calculators import CalculatorConfigError, RelaxSettings, Runtime, get_spec
 from tansaku.calculators.context import LAUNCHERS, SCRATCH_POLICIES
 from tansaku.calculators.relax import OPTIMIZERS
-from tansaku.filters import Filter, FilterError, parse_filter, unknown_column_error
+from tansaku.filters import ELEMENTS, Filter, FilterError, parse_filter, unknown_column_error
+from tansaku.workflows.machine import parse_scheduler
+from tansaku.workflows.reader import CampaignError, _Reader  # noqa: F401  (CampaignError: re-exported)
 from tansaku.screening.generate import Decoration
 from tansaku.screening.prototypes import get_prototype
 from tansaku.screening.rank import DEFAULT_OBJECTIVES, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
 
-EXECUTORS = ("serial", "dask")
 # numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
 RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "bh_max", "moment_per_fu", "moment_per_tm",
                     "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
                     "density", "energy_per_atom", "magmom_total", "volume")
-
-
-class CampaignError(ValueError):
-    """A campaign file that cannot be run; the message names the file, key and problem."""
 
 
 @dataclass(frozen=True)
@@ -44,14 +40,36 @@ class CalculatorChoice:
 
 @dataclass(frozen=True)
 class Execution:
+    """[execution]: the executor (workflows.executors registry), its options, and how records are written."""
+
     executor: str = "dask"
-    workers: int = 0  # 0: one per core
+    options: Mapping[str, Any] = field(default_factory=dict)  # the executor's options, defaults filled in
     batch_size: int = 32  # records per HDF5 append
     flush_seconds: float = 5.0  # longest time a finished record waits in memory
 
     @property
+    def workers(self) -> int:
+        """The ``workers`` option (0 = one per core; 0 also for executors without one)."""
+        return int(self.options.get("workers", 0))
+
+    @property
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    def with_overrides(self, source: str = "<command line>", **overrides: Any) -> Execution:
+        """This execution with other values (e.g. ``executor="pool", workers=4``; None = keep), validated
+        like the campaign file; options the new executor does not have are dropped."""
+        table = {"executor": self.executor, "batch_size": self.batch_size, "flush_seconds": self.flush_seconds,
+                 **self.options}
+        table.update({k: v for k, v in overrides.items() if v is not None})
+        from tansaku.workflows.executors import get_executor_spec
+
+        try:
+            names = set(get_executor_spec(table["executor"]).option_names())
+        except ValueError:
+            names = set()
+        table = {k: v for k, v in table.items() if k in names or k in EXECUTION_KEYS}
+        return _execution(_Reader(table, "execution", source))
 
 
 @dataclass(frozen=True)
@@ -80,60 +98,9 @@ class Campaign:
     references: References
     competing: tuple[Decoration, ...] = ()  # competing phases for the hull, relaxed like candidates
     ranking: Ranking = field(default_factory=Ranking)
+    scheduler: Any = None  # workflows.machine.SchedulerSettings from [scheduler] (batch jobs); never in task ids
     text: str = ""  # the campaign file as written, stored in the HDF5 file
     source: str = "<string>"
-
-
-class _Reader:
-    """Typed access to a TOML table that reports errors with their key path."""
-
-    def __init__(self, table: Mapping[str, Any], path: str, source: str):
-        self.table, self.path, self.source = table, path, source
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, key: str, problem: str) -> CampaignError:
-        return CampaignError(f"{self.source}: {key}: {problem}")
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for name in self.table:
-            if name not in allowed:
-                raise self.fail(self.key(name), f"unknown key; expected one of {', '.join(sorted(allowed))}")
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., required: bool = False) -> Any:
-        if name not in self.table:
-            if required or default is ...:
-                raise self.fail(self.key(name), "missing required key")
-            return default
-        value = self.table[name]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(self.key(name), f"expected {names}, got {type(value).__name__} {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(self.key(name), f"expected a finite number, got {value!r}")
-        return value
-
-    def choice(self, name: str, choices: Sequence[str], default: str) -> str:
-        value = self.get(name, str, default=default)
-        if value not in choices:
-            raise self.fail(self.key(name), f"unknown {name} {value!r}; choose {', '.join(choices)}")
-        return value
-
-    def sub(self, name: str, required: bool = False) -> _Reader:
-        table = self.get(name, dict, default={}, required=required)
-        return _Reader(table, self.key(name), self.source)
-
-    def tables(self, name: str) -> list[_Reader]:
-        items = self.get(name, list, default=[])
-        readers = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise self.fail(f"{self.key(name)}[{i}]", f"expected a table, got {item!r}")
-            readers.append(_Reader(item, f"{self.key(name)}[{i}]", self.source))
-        return readers
 
 
 def _element(reader: _Reader, key: str, value: Any) -> str:
@@ -265,16 +232,34 @@ def _relax(reader: _Reader) -> RelaxSettings:
                          relax_cell=reader.get("relax_cell", bool, default=True))
 
 
+EXECUTION_KEYS = ("executor", "batch_size", "flush_seconds")  # every executor; the rest are the executor's own
+
+
 def _execution(reader: _Reader) -> Execution:
-    reader.check_keys({"executor", "workers", "batch_size", "flush_seconds"})
-    executor = reader.choice("executor", EXECUTORS, default="dask")
-    workers = reader.get("workers", int, default=0)
+    from tansaku.workflows.executors import executor_names, get_executor_spec
+
+    executor = reader.choice("executor", executor_names(), default="dask")
+    spec = get_executor_spec(executor)
+    # options of the other executors are accepted and ignored, so switching executor is a one-line change
+    known = set(EXECUTION_KEYS) | {o for n in executor_names() for o in get_executor_spec(n).option_names()}
+    for name in reader.table:
+        if name not in known:
+            raise reader.fail(reader.key(name), f"unknown key; executor {executor!r} takes "
+                                                f"{', '.join(sorted(set(EXECUTION_KEYS) | set(spec.option_names())))}"
+                                                f" (other executors: {', '.join(sorted(known - set(spec.option_names()) - set(EXECUTION_KEYS)))})")
     batch_size = reader.get("batch_size", int, default=32)
     flush_seconds = reader.get("flush_seconds", float, default=5.0)
-    for key, value in (("workers", workers), ("batch_size", batch_size - 1), ("flush_seconds", flush_seconds)):
-        if value < 0:
-            raise reader.fail(reader.key(key), "must be positive")
-    return Execution(executor=executor, workers=workers, batch_size=batch_size, flush_seconds=flush_seconds)
+    if batch_size < 1:
+        raise reader.fail(reader.key("batch_size"), f"must be >= 1, got {batch_size}")
+    if flush_seconds < 0:
+        raise reader.fail(reader.key("flush_seconds"), f"must be >= 0, got {flush_seconds}")
+    options = {}
+    for option in spec.options:
+        value = reader.get(option.name, option.kind, default=option.default)
+        if option.minimum is not None and value < option.minimum:
+            raise reader.fail(reader.key(option.name), f"must be >= {option.minimum:g}, got {value}")
+        options[option.name] = value
+    return Execution(executor=executor, options=options, batch_size=batch_size, flush_seconds=flush_seconds)
 
 
 def _references(reader: _Reader) -> References:
@@ -298,7 +283,7 @@ def _criterion(reader: _Reader, key: str, text: Any) -> Filter:
     """A hard filter in tansaku's one grammar (tansaku/filters.py), on a rankable column."""
     try:
         flt = parse_filter(text)
-        if flt.column not in RANKABLE_COLUMNS:
+        if flt.column not in RANKABLE_COLUMNS and flt.column != ELEMENTS:
             raise unknown_column_error(flt.column, RANKABLE_COLUMNS, flt,
                                        listing=f"rankable columns are {', '.join(RANKABLE_COLUMNS)}")
     except FilterError as exc:
@@ -345,7 +330,7 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         raise CampaignError(f"{source}: invalid TOML: {exc}") from None
     root = _Reader(data, "", source)
     root.check_keys({"campaign", "prototypes", "competing", "calculator", "relax", "execution", "references",
-                     "ranking"})
+                     "ranking", "scheduler"})
     meta = root.sub("campaign", required=True)
     meta.check_keys({"name", "output"})
     name = meta.get("name", str, required=True)
@@ -361,7 +346,19 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         relax=_relax(root.sub("relax")), execution=_execution(root.sub("execution")),
         references=_references(root.sub("references")),
         competing=tuple(_decoration(r) for r in root.tables("competing")),
-        ranking=_ranking(root.sub("ranking")), text=text, source=source)
+        ranking=_ranking(root.sub("ranking")), scheduler=_scheduler(root, base_dir), text=text, source=source)
+
+
+def _scheduler(root: _Reader, base_dir: Path | None):
+    """[scheduler] (batch jobs; never in task ids); required by executors that start batch jobs."""
+    if "scheduler" not in root.table:
+        executor = root.table.get("execution", {}).get("executor") if isinstance(root.table.get("execution"), dict) \
+            else None
+        if executor == "dask-jobqueue":
+            raise root.fail("scheduler", "executor 'dask-jobqueue' needs a [scheduler] table (where and how its "
+                                         "Dask workers run as batch jobs)")
+        return None
+    return parse_scheduler(root.sub("scheduler"), base_dir)
 
 
 def load_campaign(path: str | Path) -> Campaign:

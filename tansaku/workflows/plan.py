@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tansaku.calculators import get_spec, unsupported_elements
 from tansaku.constants import KIND_COMPETING, KIND_REFERENCE
@@ -23,10 +23,16 @@ class UnsupportedElementsError(ValueError):
 
 @dataclass
 class Plan:
-    generation: Generation
-    references: list[Candidate]
+    """The tasks of a campaign and the counts of how they were made (what a saved plan keeps)."""
+
     tasks: list[Task]
-    competing: list[Candidate] = field(default_factory=list)
+    generated: int = 0  # candidates generated, before deduplication
+    duplicates: int = 0  # candidates removed as duplicates (StructureMatcher)
+    candidates: int = 0  # candidates kept
+    competing: int = 0  # competing phases
+    references: int = 0  # elemental references
+    merged: int = 0  # tasks dropped because another task had the same id (see merge_tasks)
+    campaign_hash: str = ""  # identity of the planning inputs (workflows.planfile.campaign_hash)
 
 
 def generate_candidates(campaign: Campaign) -> Generation:
@@ -83,4 +89,24 @@ def make_plan(campaign: Campaign) -> Plan:
     everything = [*references, *competing, *generation.candidates]
     check_elements(campaign.calculator.name, everything)
     tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax) for c in everything]
-    return Plan(generation=generation, references=references, tasks=tasks, competing=competing)
+    merged = merge_tasks(tasks)
+    return Plan(tasks=merged, generated=generation.generated, duplicates=generation.duplicates,
+                candidates=len(generation.candidates), competing=len(competing), references=len(references),
+                merged=len(tasks) - len(merged))
+
+
+# When two tasks have one id (a competing phase equal to a candidate, an element listed twice in the
+# references) one relaxation serves both; the kept task takes the kind that matters most downstream:
+# candidates are ranked, and every row (of any kind) enters the hull, so an elemental row stays a reference
+# for the hull even when it is stored as a candidate.
+KIND_PRIORITY = {"candidate": 0, "reference": 1, "competing": 2}
+
+
+def merge_tasks(tasks: Sequence[Task]) -> list[Task]:
+    """One task per task id, in first-seen order; of tasks sharing an id the highest-priority kind is kept."""
+    kept: dict[str, Task] = {}
+    for task in tasks:
+        old = kept.get(task.task_id)
+        if old is None or KIND_PRIORITY.get(task.kind, 9) < KIND_PRIORITY.get(old.kind, 9):
+            kept[task.task_id] = task
+    return list(kept.values())

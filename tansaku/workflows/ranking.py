@@ -89,7 +89,7 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
-        ranking = rank(derived, spec, eligible=eligible)
+        ranking = rank(derived, spec, eligible=eligible, composition=(elements, counts))
     except KeyError as exc:
         raise RankingError(str(exc.args[0])) from None
     derived.update(ranking.as_columns())

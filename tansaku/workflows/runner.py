@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -12,9 +12,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tansaku.results import Store
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
-from tansaku.workflows.campaign import Campaign
+from tansaku.workflows.campaign import Campaign, Execution
 from tansaku.workflows.executors import Executor, make_executor
-from tansaku.workflows.plan import Plan, make_plan
+from tansaku.workflows.plan import Plan
 from tansaku.workflows.run_task import run_task
 from tansaku.workflows.tasks import Task
 
@@ -93,33 +93,55 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
     """Run the plan's unfinished tasks and store their records in the campaign's output file."""
     console = console or Console(stderr=True)
     summary = RunSummary(
-        generated=plan.generation.generated, duplicates=plan.generation.duplicates,
-        candidates=len(plan.generation.candidates), references=len(plan.references), tasks=len(plan.tasks))
+        generated=plan.generated, duplicates=plan.duplicates, candidates=plan.candidates,
+        references=plan.references, tasks=len(plan.tasks))
     start = time.perf_counter()
     campaign.output.parent.mkdir(parents=True, exist_ok=True)
     with Store.open(campaign.output, campaign_text=campaign.text) as store:
         todo = tasks_to_run(plan.tasks, store.statuses(), rerun_failed)
         summary.already_stored = len(plan.tasks) - len(todo)
-        if not todo:
-            summary.wall_seconds = time.perf_counter() - start
-            return summary
-        executor = executor or make_executor(campaign.execution.executor, campaign.execution.n_workers,
-                                             functools.partial(run_task, runtime=campaign.calculator.runtime))
-        writer = _BatchWriter(store, summary, campaign.execution.batch_size, campaign.execution.flush_seconds)
-        with _progress(console) as progress:
-            bar = progress.add_task(campaign.name, total=len(todo), failed=0, rate=0.0, visible=show_progress)
-            try:
-                for record in executor(iter(todo)):
-                    writer.add(record)
-                    if record is None:
-                        continue
-                    _count(summary, record)
-                    minutes = (time.perf_counter() - start) / 60
-                    progress.update(bar, advance=1, failed=summary.failed, rate=summary.ran / max(minutes, 1e-9))
-            finally:
-                writer.flush()  # also on Ctrl-C: finished records are never dropped
+        if todo:
+            executor = executor or make_executor(campaign.execution.executor, campaign.execution.options,
+                                                 functools.partial(run_task, runtime=campaign.calculator.runtime),
+                                                 scheduler=campaign.scheduler)
+            store_records(store, executor, todo, summary, campaign.execution, campaign.name, console, show_progress,
+                          start=start)
     summary.wall_seconds = time.perf_counter() - start
     return summary
+
+
+def store_records(store: Store, executor: Executor, tasks: Iterable[Task], summary: RunSummary,
+                  execution: Execution, title: str, console: Console, show_progress: bool = True,
+                  total: int | None = None, stop: Callable[[], bool] | None = None,
+                  observe: Callable[[Record], None] | None = None, start: float | None = None) -> None:
+    """Feed ``tasks`` to ``executor`` and append its records to ``store`` in batches (the one writer).
+
+    ``stop()`` is asked after every record and heartbeat: True ends the run at once (tasks in flight
+    are abandoned); ``observe(record)`` sees each record. Finished records are flushed in every case,
+    also on Ctrl-C.
+    """
+    start = time.perf_counter() if start is None else start
+    writer = _BatchWriter(store, summary, execution.batch_size, execution.flush_seconds)
+    total = total if total is not None else (len(tasks) if isinstance(tasks, Sized) else None)
+    records = executor(iter(tasks))
+    with _progress(console) as progress:
+        bar = progress.add_task(title, total=total, failed=0, rate=0.0, visible=show_progress)
+        try:
+            for record in records:
+                writer.add(record)
+                if record is not None:
+                    _count(summary, record)
+                    if observe is not None:
+                        observe(record)
+                    minutes = (time.perf_counter() - start) / 60
+                    progress.update(bar, advance=1, failed=summary.failed, rate=summary.ran / max(minutes, 1e-9))
+                if stop is not None and stop():
+                    break
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()  # stop the executor (and its workers) before the last write
+            writer.flush()  # also on Ctrl-C: finished records are never dropped
 
 
 def _count(summary: RunSummary, record: Record) -> None:
@@ -133,7 +155,9 @@ def _count(summary: RunSummary, record: Record) -> None:
 
 def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
                  show_progress: bool = True) -> RunSummary:
-    """Plan and run a campaign; re-running it resumes (tasks already stored are skipped)."""
-    plan = make_plan(campaign)
+    """Plan (or reuse the saved plan) and run a campaign; re-running it resumes (stored tasks are skipped)."""
+    from tansaku.workflows.planfile import ensure_plan
+
+    plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
 

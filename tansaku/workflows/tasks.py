@@ -56,3 +56,61 @@ def make_task(candidate: Candidate, calculator: str, params: Mapping[str, Any], 
         candidate_id=candidate.id, kind=candidate.kind, label=candidate.label, formula=candidate.formula,
         prototype=candidate.prototype, parent=candidate.parent, atoms=candidate.atoms,
         calculator=calculator, params=dict(params), relax=relax, relax_cell=relax_cell, stage=stage)
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    """The JSON form of a task (plain types only); ``task_from_dict`` inverts it exactly.
+
+    Positions and cell are in Å, initial magnetic moments in μB (``null`` when the atoms carry none).
+    """
+    atoms = task.atoms
+    magmoms = atoms.get_initial_magnetic_moments() if atoms.has("initial_magmoms") else None
+    return {
+        "task_id": task.task_id, "candidate_id": task.candidate_id, "kind": task.kind, "label": task.label,
+        "formula": task.formula, "prototype": task.prototype, "parent": task.parent,
+        "calculator": task.calculator, "params": dict(task.params), "relax": task.relax.as_dict(),
+        "relax_cell": task.relax_cell, "stage": task.stage,
+        "atoms": {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+                  "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(),
+                  "magmoms": None if magmoms is None else magmoms.tolist(), "info": plain_info(atoms.info)},
+    }
+
+
+def plain_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``atoms.info`` that JSON keeps exactly (str, bool, int, float); others are dropped
+    (e.g. ase's Spacegroup object, which no calculator reads)."""
+    return {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str | bool | int | float)}
+
+
+def atoms_from_arrays(numbers, positions, cell, pbc, magmoms=None, info: Mapping[str, Any] | None = None) -> Atoms:
+    """An Atoms from stored arrays (the plan file's and the JSON form's layout)."""
+    atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=pbc)
+    if magmoms is not None:
+        atoms.set_initial_magnetic_moments(magmoms)
+    if info:
+        atoms.info.update(info)
+    return atoms
+
+
+def task_from_dict(data: Mapping[str, Any]) -> Task:
+    """The task of a ``task_to_dict`` dictionary (e.g. read back from JSON)."""
+    a = data["atoms"]
+    atoms = atoms_from_arrays(a["numbers"], a["positions"], a["cell"], a["pbc"], a.get("magmoms"), a.get("info"))
+    return Task(task_id=data["task_id"], candidate_id=data["candidate_id"], kind=data["kind"], label=data["label"],
+                formula=data["formula"], prototype=data["prototype"], parent=data["parent"], atoms=atoms,
+                calculator=data["calculator"], params=dict(data["params"]), relax=RelaxSettings(**data["relax"]),
+                relax_cell=bool(data["relax_cell"]), stage=data["stage"])
+
+
+def tasks_equal(a: Task, b: Task) -> bool:
+    """Field-by-field equality, atoms included (numbers, positions, cell, pbc, initial moments, info)."""
+    import numpy as np
+
+    plain = [f for f in Task.__dataclass_fields__ if f != "atoms"]
+    if any(getattr(a, f) != getattr(b, f) for f in plain):
+        return False
+    x, y = a.atoms, b.atoms
+    return (len(x) == len(y) and np.array_equal(x.numbers, y.numbers) and np.array_equal(x.positions, y.positions)
+            and np.array_equal(x.cell.array, y.cell.array) and np.array_equal(x.pbc, y.pbc)
+            and np.array_equal(x.get_initial_magnetic_moments(), y.get_initial_magnetic_moments())
+            and plain_info(x.info) == plain_info(y.info))
