@@ -1,6 +1,6 @@
 """Batched relaxation (calculators/batch.py): same results as the per-structure path, failures isolated.
 
-The driver is tested on emt-fast (fast, default suite): it must reproduce ``relax`` exactly, since the
+The driver is tested on ASE EMT (fast, default suite): it must reproduce ``relax`` exactly, since the
 optimizer arithmetic is ASE's own. CHGNet's real graph batch is tested on small cells (``ml``) and on
 SmFe12 cells (``slow``): batched and single-graph model calls differ only by float noise, so the
 relaxed energies agree far inside what the force tolerance allows.
@@ -35,9 +35,9 @@ def alloys(count: int, seed: int = 0) -> list[Atoms]:
 
 def test_batched_driver_reproduces_the_per_structure_relaxation():
     structures, settings = alloys(5), RelaxSettings(fmax=0.02, steps=150)
-    batched = relax_batch(structures, "emt-fast", settings=settings, batch_size=3)  # in flight: 3, then 2
+    batched = relax_batch(structures, "emt", settings=settings, batch_size=3)  # in flight: 3, then 2
     for atoms, got in zip(structures, batched):
-        want = relax(atoms, get_calculator("emt-fast"), settings)
+        want = relax(atoms, get_calculator("emt"), settings)
         assert got.converged == want.converged and got.steps == want.steps
         assert got.energy == pytest.approx(want.energy, abs=1e-9)
         np.testing.assert_allclose(got.atoms.cell, want.atoms.cell, atol=1e-9)
@@ -48,7 +48,7 @@ def test_batched_driver_reproduces_the_per_structure_relaxation():
 
 def test_step_limit_and_fixed_cell_follow_the_settings():
     structures = alloys(2, seed=3)
-    for got, atoms in zip(relax_batch(structures, "emt-fast", settings=RelaxSettings(fmax=1e-6, steps=4),
+    for got, atoms in zip(relax_batch(structures, "emt", settings=RelaxSettings(fmax=1e-6, steps=4),
                                       relax_cell=False), structures):
         assert got.steps == 4 and not got.converged
         np.testing.assert_allclose(got.atoms.cell, atoms.cell)
@@ -58,12 +58,12 @@ def test_one_exploding_structure_fails_alone():
     structures = alloys(3)
     crushed = structures[1]
     crushed.positions[1] = crushed.positions[0] + [0.3, 0, 0]  # 0.3 Å apart: forces far beyond MAX_FORCE
-    results = relax_batch(structures, "emt-fast", settings=RelaxSettings(steps=50))
+    results = relax_batch(structures, "emt", settings=RelaxSettings(steps=50))
     assert isinstance(results[1], UnphysicalResult)
     assert results[0].converged and results[2].converged
 
 
-def _task(atoms: Atoms, k: int, calculator: str = "emt-fast") -> Task:
+def _task(atoms: Atoms, k: int, calculator: str = "emt") -> Task:
     return Task(task_id=f"t{k}", candidate_id=f"c{k}", kind="candidate", label=f"alloy {k}",
                 formula=atoms.get_chemical_formula(), prototype="fcc", parent="", atoms=atoms,
                 calculator=calculator, relax=RelaxSettings(fmax=0.02, steps=150))
