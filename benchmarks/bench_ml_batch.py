@@ -102,11 +102,10 @@ def run(repeats: int = 3, quick: bool = False, count: int = 64, steps: int = STE
 
 
 if __name__ == "__main__":
+    import argparse
     import os
 
     from benchmarks._table import render
-
-    import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("repeats", nargs="?", type=int, default=3)

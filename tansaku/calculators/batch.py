@@ -144,7 +144,7 @@ def _evaluate(evaluate: BatchEvaluator, relaxing: list[_Relaxation]) -> list[Res
 
 
 def relax_batch(atoms_list: Sequence[Atoms], calculator_name: str, params: Mapping[str, Any] | None = None,
-                settings: RelaxSettings = RelaxSettings(), runtime: Runtime | None = None,
+                settings: RelaxSettings = RelaxSettings(), runtime: Runtime | None = None,  # noqa: B008
                 batch_size: int | None = None, relax_cell: bool | None = None) -> list[RelaxResult | Exception]:
     """Relax copies of ``atoms_list`` with ``batch_size`` of them (default: the runtime's ``batch_size``,
     else all) sharing one model call per step; results in input order.
