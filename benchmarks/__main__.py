@@ -24,6 +24,7 @@ ITEMS = {  # issue 11 item -> module
     "dedup": "benchmarks.bench_dedup",
     "enumeration": "benchmarks.bench_enumeration",
     "store": "benchmarks.bench_store",
+    "ml_batch": "benchmarks.bench_ml_batch",
 }
 
 

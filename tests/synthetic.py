@@ -73,3 +73,20 @@ def record_differences(stored: Record, expected: Record, error_bytes: int = 512)
         if not ok:
             diffs.append(f.name)
     return diffs
+
+
+def smfe12_cells(count: int, seed: int = 0) -> list:
+    """``count`` SmFe12-sized cells (26 atoms: the ThMn12 conventional cell, Sm2Fe24), each with 3
+    random Fe -> Co and rattled by 0.03 Å: small distinct cells for batched ML relaxation."""
+    from tansaku.screening.prototypes import build, get_prototype
+
+    base, _ = build(get_prototype("ThMn12"), with_interstitials=False)
+    rng, out = np.random.default_rng(seed), []
+    for k in range(count):
+        atoms = base.copy()
+        symbols = np.array(atoms.get_chemical_symbols())
+        symbols[rng.choice(np.flatnonzero(symbols == "Fe"), 3, replace=False)] = "Co"
+        atoms.symbols = symbols
+        atoms.rattle(0.03, seed=k)
+        out.append(atoms)
+    return out

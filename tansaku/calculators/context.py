@@ -42,6 +42,8 @@ class Runtime:
     pinned thread per worker whatever ``cores`` says.
     ``timeout``: seconds one calculator call may take (0: none); a timed-out task is retried from its
     last relaxation step (see handlers.py).
+    ``batch_size``: ML calculators only: relax up to this many structures of a worker's task list
+    together, one batched model call per step (calculators/batch.py); 0 or 1: one structure at a time.
     """
 
     command: tuple[str, ...] = ()
@@ -54,6 +56,7 @@ class Runtime:
     on_success: str = "delete"  # delete | keep | archive (scratch/<task_id>.tar.gz)
     max_retries: int = 3  # corrections applied to one task before it is stored as failed
     timeout: float = 0.0
+    batch_size: int = 0
 
     def __post_init__(self) -> None:
         for name in ("command", "mpirun"):
@@ -66,8 +69,8 @@ class Runtime:
         if self.on_success not in SCRATCH_POLICIES:
             raise ValueError(f"runtime on_success must be one of {', '.join(SCRATCH_POLICIES)}, "
                              f"got {self.on_success!r}")
-        if self.max_retries < 0 or self.timeout < 0:
-            raise ValueError("runtime max_retries and timeout must be >= 0")
+        if self.max_retries < 0 or self.timeout < 0 or self.batch_size < 0:
+            raise ValueError("runtime max_retries, timeout and batch_size must be >= 0")
 
     @property
     def scratch_root(self) -> Path:

@@ -192,11 +192,11 @@ def _argv(reader: _Reader, name: str) -> tuple[str, ...]:
 def _runtime(reader: _Reader) -> Runtime:
     """[calculator.runtime]: how and where tasks run; changing it never changes a task id."""
     reader.check_keys({"command", "cores", "launcher", "mpirun", "device", "scratch", "on_success",
-                       "max_retries", "timeout", "pseudo_dir"})
+                       "max_retries", "timeout", "pseudo_dir", "batch_size"})
     cores = reader.get("cores", int, default=1)
     if cores < 1:
         raise reader.fail(reader.key("cores"), f"must be >= 1, got {cores}")
-    for key in ("max_retries", "timeout"):
+    for key in ("max_retries", "timeout", "batch_size"):
         if reader.get(key, float if key == "timeout" else int, default=0) < 0:
             raise reader.fail(reader.key(key), "must be >= 0")
     scratch, pseudo_dir = reader.get("scratch", str, default=None), reader.get("pseudo_dir", str, default=None)
@@ -206,7 +206,7 @@ def _runtime(reader: _Reader) -> Runtime:
         scratch=Path(scratch) if scratch else None,
         on_success=reader.choice("on_success", SCRATCH_POLICIES, "delete"),
         max_retries=reader.get("max_retries", int, default=3), timeout=reader.get("timeout", float, default=0.0),
-        pseudo_dir=Path(pseudo_dir) if pseudo_dir else None)
+        pseudo_dir=Path(pseudo_dir) if pseudo_dir else None, batch_size=reader.get("batch_size", int, default=0))
 
 
 def _calculator(reader: _Reader) -> CalculatorChoice:

@@ -10,7 +10,8 @@ import traceback
 
 import numpy as np
 
-from tansaku.calculators import Runtime, get_calculator, get_spec
+from tansaku.calculators import RelaxResult, Runtime, get_calculator, get_spec
+from tansaku.calculators.batch import relax_batch
 from tansaku.calculators.context import RunContext
 from tansaku.calculators.handlers import HandledFailure, relax_with_handlers
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
@@ -93,6 +94,17 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
         record.params = _identity(task)
         record.wall_time = time.perf_counter() - start
         return record
+    record = _ok_record(task, result, attempts.history_json())
+    if spec.file_based:
+        try:
+            context.finish(ok=True)
+        except OSError:  # the result is good; a scratch directory that cannot be removed is not a failure
+            pass
+    record.wall_time = time.perf_counter() - start
+    return record
+
+
+def _ok_record(task: Task, result: RelaxResult, history: str) -> Record:
     record = _base_record(task, STATUS_OK)
     final = result.atoms
     record.numbers, record.positions = final.numbers.copy(), final.positions.copy()
@@ -102,11 +114,46 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
     record.energy_per_atom = result.energy / len(final)
     record.fmax, record.stress, record.volume = result.fmax, result.stress, float(final.get_volume())
     record.magmom_total, record.steps, record.converged = result.magmom_total, result.steps, result.converged
-    record.params, record.history, record.scf_iterations = _identity(task), attempts.history_json(), result.scf_iterations
-    if spec.file_based:
-        try:
-            context.finish(ok=True)
-        except OSError:  # the result is good; a scratch directory that cannot be removed is not a failure
-            pass
-    record.wall_time = time.perf_counter() - start
+    record.params, record.history, record.scf_iterations = _identity(task), history, result.scf_iterations
     return record
+
+
+def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]:
+    """Run a list of tasks on one worker (never raises); records in input order.
+
+    With ``runtime.batch_size`` > 1, tasks of a non-file-based (ML) calculator that share calculator,
+    parameters and relaxation settings are relaxed together, one batched model call per step
+    (``tansaku.calculators.batch.relax_batch``); the others, and all tasks without a batch size, go
+    through ``run_task`` one by one. Batched relaxations skip the failure handlers (ML models have no
+    correctable failures); a structure that fails becomes a failed record without stopping the others.
+    """
+    runtime = runtime or Runtime()
+    records: list[Record | None] = [None] * len(tasks)
+    groups: dict[tuple, list[int]] = {}
+    for i, task in enumerate(tasks):
+        try:
+            batchable = runtime.batch_size > 1 and not get_spec(task.calculator).file_based
+        except Exception:  # noqa: BLE001 - an unknown calculator: run_task says why
+            batchable = False
+        if not batchable:
+            records[i] = run_task(task, runtime)
+            continue
+        key = (task.calculator, _identity(task), task.relax, task.relax.relax_cell and task.relax_cell)
+        groups.setdefault(key, []).append(i)
+    for (name, _, settings, relax_cell), members in groups.items():
+        start = time.perf_counter()
+        for i in members:
+            _log_start(tasks[i])
+        try:
+            results = relax_batch([tasks[i].atoms for i in members], name, tasks[members[0]].params, settings,
+                                  runtime, relax_cell=relax_cell)
+        except Exception as exc:  # noqa: BLE001 - the whole group failed (model does not load): each task says why
+            results = [exc] * len(members)
+        for i, result in zip(members, results):
+            if isinstance(result, Exception):
+                records[i] = failed_record(tasks[i], f"{type(result).__name__}: {result} (batched relaxation)")
+                records[i].params = _identity(tasks[i])
+            else:
+                records[i] = _ok_record(tasks[i], result, "")
+            records[i].wall_time = (time.perf_counter() - start) / len(members)
+    return records  # type: ignore[return-value]
