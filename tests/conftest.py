@@ -17,6 +17,28 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 
 
+def _import_gpaw_as_users_do() -> None:
+    """Import GPAW (when installed) as it is imported outside pytest.
+
+    GPAW switches on its debug wrappers when it sees ``pytest`` in ``sys.modules``: it replaces
+    ``numpy.empty`` with a NaN-filling function and makes numpy raise on every over/invalid operation,
+    for the whole process. Every later test would then run under a changed numpy, and numba can no longer
+    compile anything that calls ``np.zeros`` (seen: emt-fast failing with "unsupported NumPy function
+    'numpy.empty'" once a GPAW test had run). Imported first, with pytest hidden, GPAW stays as users get it.
+    """
+    hidden = sys.modules.pop("pytest", None)
+    try:
+        import gpaw  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        if hidden is not None:
+            sys.modules["pytest"] = hidden
+
+
+_import_gpaw_as_users_do()
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment of a child Python: it imports this checkout's tansaku (not an installed copy) and
     the test helpers (tests/synthetic.py), whatever its working directory; ``extra`` variables added."""

@@ -94,7 +94,8 @@ def _same_as_per_structure(structures: list[Atoms], settings: RelaxSettings) -> 
         # a force residual below fmax bounds the energy error of either minimum far below 1 meV/atom;
         # batch vs single graph differs by float32 noise only
         assert abs(got.energy - want.energy) / len(atoms) < 1e-3
-        assert got.magmom_total == pytest.approx(want.magmom_total, abs=0.05)
+        # two minima within the force tolerance: total moments agree to 0.01 μB per atom (0.05 at least)
+        assert got.magmom_total == pytest.approx(want.magmom_total, abs=max(0.05, 0.01 * len(atoms)))
 
 
 @pytest.mark.ml
