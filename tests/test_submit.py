@@ -131,9 +131,9 @@ def test_job_array_with_cancelled_elements_resumes_and_collects(tmp_path: Path, 
 
 def test_packed_job_with_short_walltime_ends_cleanly_and_resume_finishes(tmp_path: Path, reference,
                                                                           slurm_jobs: list[str]) -> None:
-    # 8 s of the walltime for tasks: too short for all 36 even on a fast machine (a quiet run here did all
-    # 36 in 9.4 s), long enough for some even under load
-    path = write(tmp_path, "packed", 'cores = 2\nwalltime = "35s"\ndeadline_margin = "27s"\ntask_seconds = 2')
+    # one core and about 15 s of the walltime for tasks: too short for all 36 even on a fast machine (a quiet
+    # run here did all 36 in 9.4 s on two cores), long enough for some even under load
+    path = write(tmp_path, "packed", 'cores = 1\nwalltime = "35s"\ndeadline_margin = "20s"\ntask_seconds = 2')
     campaign = load_campaign(path)
     tansaku(tmp_path, "submit", path.name, "--mode", "packed")
     slurm_jobs.extend(j.job_id for j in read_jobs(campaign))
