@@ -507,7 +507,9 @@ def show(
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     from tansaku.report.sources import source_of
+    from tansaku.results.tables import settings_table
 
+    fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
     table = Table(show_header=False)
     for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
         table.add_row(key, _format(value))
