@@ -186,6 +186,11 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     magnetisation = derived_attrs(results).get("magnetisation", "")
     if magnetisation:
         err.print(f"magnetisation used: {magnetisation}", highlight=False)
+    for key in ("reference_corrections", "mixed_energy_scales"):
+        note = derived_attrs(results).get(key, "")
+        if note:
+            err.print(("[bold yellow]warning:[/] " if key == "mixed_energy_scales" else "references: ") + escape(note),
+                      highlight=False, markup=True)
     err.print(f"ranking stored in {results}: {len(ranked)} candidates pass the filters, "
               f"{int(ranked['on_pareto'].sum())} on the Pareto front", highlight=False)
     out.print(_frame_table(ranked.head(top), RANK_COLUMNS, title=f"top {min(top, len(ranked))} candidates"))
@@ -507,6 +512,7 @@ def show(
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     from tansaku.report.sources import source_of
+    from tansaku.results.derived import derived_attrs
     from tansaku.results.tables import settings_table
 
     fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
@@ -515,6 +521,9 @@ def show(
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
+    ranking = derived_attrs(results)
+    if ranking.get("mixed_energy_scales") and ranking.get("calculator") == fields.get("calculator"):
+        table.add_row("warning", ranking["mixed_energy_scales"])  # its formation energy and e_above_hull
     if source.caveat:
         table.add_row("caveat", source.caveat)
     out.print(table)
@@ -534,7 +543,9 @@ def rank_command(
     filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="hard filter, e.g. 'e_above_hull <= 0.1'")] = None,
     calculator: Annotated[Optional[str], typer.Option(help="rank the records of this calculator")] = None,
     reference_entries: Annotated[Optional[Path], typer.Option(
-        help="JSON list of pymatgen ComputedEntry to use as elemental references")] = None,
+        help="JSON list of pymatgen ComputedEntry (Materials Project) to use as references")] = None,
+    allow_mixed_energy_scales: Annotated[bool, typer.Option(
+        "--allow-mixed-energy-scales", help="use the reference entries even with ML/EMT energies (flagged)")] = False,
     top: Annotated[int, typer.Option(help="candidates to print")] = 10,
 ) -> None:
     """Recompute stability, properties and ranking (e.g. with new weights) and store them in the file."""
@@ -543,7 +554,7 @@ def rank_command(
 
     try:
         stored, _ = stored_ranking_settings(results)
-        ranking = ranking_with_overrides(stored, objective, filter_, reference_entries)
+        ranking = ranking_with_overrides(stored, objective, filter_, reference_entries, allow_mixed_energy_scales)
     except (CampaignError, OSError, ValueError) as exc:
         raise _fail(f"{results}: {exc}") from None
     _rank_and_show(results, ranking=ranking, calculator=calculator, top=top)
@@ -584,14 +595,15 @@ def report(
     top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
 ) -> None:
     """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
-    from tansaku.report import objectives_used, write_report
+    from tansaku.report import objectives_used, ranking_warnings, write_report
     from tansaku.results import StoreError, derived_columns
     from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
 
     try:
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
         objectives = objectives_used(results)  # as ranked: objectives without values left out
-        index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
+        index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top,
+                             warnings_shown=ranking_warnings(results))
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     err.print(f"wrote {index}", highlight=False)

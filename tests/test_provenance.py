@@ -146,3 +146,40 @@ def test_settings_survive_recovery_and_compaction(tmp_path):
     assert path.stat().st_size < bloated / 3  # compacted: a rewrite
     assert settings_table(path) == {f"s-{i}": json.dumps({"stage": str(i)}) for i in range(3)}
     assert current_campaign_text(path) == "compact me"
+
+
+WRITER = """
+import sys
+from tansaku.calculators import CalculatorSpec, register
+from tansaku.calculators.builtin import EMT_ELEMENTS, make_emt
+from tansaku.workflows.campaign import parse_campaign
+from tansaku.workflows.ranking import rank_results
+from tansaku.workflows.runner import run_campaign
+
+register(CalculatorSpec(name="emt-private", factory=make_emt, elements=EMT_ELEMENTS, package="ase"))
+campaign = parse_campaign(open(sys.argv[1]).read())
+run_campaign(campaign, show_progress=False)
+rank_results(campaign.output)  # the writing process knows the calculator: the stored objectives are used
+"""
+
+
+def test_rank_fails_loudly_when_the_stored_ranking_cannot_be_read(tmp_path):
+    from conftest import spawn
+    from tansaku.results.derived import derived_attrs
+
+    text = CAMPAIGN.format(output=tmp_path / "private.h5", batch_size=32).replace('"emt"', '"emt-private"')
+    text += '[ranking]\nobjectives = { formation_energy = "min" }\n'
+    (tmp_path / "c.toml").write_text(text)
+    writer = spawn(WRITER, tmp_path / "c.toml")
+    assert writer.wait(timeout=300) == 0
+    assert json.loads(derived_attrs(tmp_path / "private.h5")["settings"])["objectives"][0]["column"] == \
+        "formation_energy"
+    for command in (("rank", tmp_path / "private.h5"), ("rank", tmp_path / "private.h5", "--calculator", "emt")):
+        result = tansaku(*command)
+        assert result.returncode != 0, result.stdout  # not a silent ranking with default objectives
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot read the ranking settings" in lines[0], result.stderr
+        assert "unknown calculator 'emt-private'" in lines[0]
+    # the ranking the writer stored is left as it was
+    assert json.loads(derived_attrs(tmp_path / "private.h5")["settings"])["objectives"][0]["column"] == \
+        "formation_energy"
