@@ -15,6 +15,7 @@ from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from conftest import tansaku
+from synthetic import cuau_campaign
 from tansaku.calculators import get_spec
 from tansaku.constants import KIND_CANDIDATE
 from tansaku.results import Record, Store, read_columns
@@ -102,21 +103,8 @@ def test_pbe_energies_mix_with_mp_references_with_mp2020_corrections_on_both_sid
 @pytest.fixture(scope="module")
 def emt_store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("emt-scale")
-    campaign = parse_campaign(f"""
-[campaign]
-name = "cuau"
-output = "{tmp / 'cuau.h5'}"
-[calculator]
-name = "emt"
-[execution]
-executor = "serial"
-[[prototypes]]
-prototype = "L12"
-sites = {{ "1a" = ["Cu", "Au"], "3c" = ["Cu", "Au"] }}
-distinct_elements = true
-[ranking]
-objectives = {{ formation_energy = "min", e_above_hull = "min" }}
-""")
+    campaign = parse_campaign(cuau_campaign(tmp / "cuau.h5", extra='[ranking]\nobjectives = '
+                                            '{ formation_energy = "min", e_above_hull = "min" }\n'))
     run_campaign(campaign, show_progress=False)
     return campaign.output
 
@@ -131,6 +119,7 @@ def test_emt_energies_and_mp_references_are_refused_naming_calculator_and_file(e
     assert len(lines) == 1 and "calculator 'emt'" in lines[0] and str(mp_file) in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_forced_mix_works_and_is_flagged_by_rank_show_and_report(emt_store, mp_file, tmp_path):
     derived, meta = compute_ranking(emt_store, RankingSpec(), reference_entries=mp_file,
                                     allow_mixed_energy_scales=True)

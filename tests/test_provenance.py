@@ -10,36 +10,18 @@ import numpy as np
 import pytest
 
 from conftest import tansaku
-from synthetic import synthetic_record
+from synthetic import cuau_campaign, synthetic_record
 from tansaku.results import Store, read_columns, read_table
 from tansaku.results.tables import campaign_history, current_campaign_text, settings_table
 from tansaku.workflows.campaign import parse_campaign
 from tansaku.workflows.collect import collect, shards_dir
 from tansaku.workflows.runner import run_campaign
 
-CAMPAIGN = """
-[campaign]
-name = "cuau"
-output = "{output}"
-[calculator]
-name = "emt"
-[relax]
-fmax = 0.05
-[execution]
-executor = "serial"
-batch_size = {batch_size}
-[[prototypes]]
-prototype = "L12"
-sites = {{ "1a" = ["Cu", "Au"], "3c" = ["Cu", "Au"] }}
-distinct_elements = true
-"""
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished EMT campaign (4 tasks: 2 references, 2 candidates) and its text."""
     tmp = tmp_path_factory.mktemp("provenance")
-    text = CAMPAIGN.format(output=tmp / "cuau.h5", batch_size=32)
+    text = cuau_campaign(tmp / "cuau.h5")
     summary = run_campaign(parse_campaign(text), show_progress=False)
     assert summary.ran == summary.ok == 4
     return tmp / "cuau.h5", text
@@ -163,12 +145,12 @@ rank_results(campaign.output)  # the writing process knows the calculator: the s
 """
 
 
+@pytest.mark.slow
 def test_rank_fails_loudly_when_the_stored_ranking_cannot_be_read(tmp_path):
     from conftest import spawn
     from tansaku.results.derived import derived_attrs
 
-    text = CAMPAIGN.format(output=tmp_path / "private.h5", batch_size=32).replace('"emt"', '"emt-private"')
-    text += '[ranking]\nobjectives = { formation_energy = "min" }\n'
+    text = cuau_campaign(tmp_path / "private.h5", "emt-private", '[ranking]\nobjectives = { formation_energy = "min" }\n')
     (tmp_path / "c.toml").write_text(text)
     writer = spawn(WRITER, tmp_path / "c.toml")
     assert writer.wait(timeout=300) == 0

@@ -205,25 +205,24 @@ def _create_appendable(group: h5py.Group, c: Column) -> h5py.Dataset:
     return group[c.name]
 
 
+def _create_columns(group: h5py.Group, columns: tuple[Column, ...]) -> None:
+    for c in columns:
+        ds = _create_appendable(group, c)
+        if c.units:
+            ds.attrs["units"] = c.units
+        ds.attrs["description"] = c.description
+
+
 def create_layout(f: h5py.File, attrs: dict[str, object]) -> None:
     """Create every group and (empty) dataset of the schema in ``f`` and set the file ``attrs``."""
     for group, columns in ((RECORDS, RECORD_COLUMNS), (ATOMS, ATOM_COLUMNS)):
-        g = f.create_group(group)
-        for c in columns:
-            ds = _create_appendable(g, c)
-            if c.units:
-                ds.attrs["units"] = c.units
-            ds.attrs["description"] = c.description
+        _create_columns(f.create_group(group), columns)
     ds = f.create_dataset(COMMITTED, data=np.zeros(1, np.int64))
     ds.attrs["description"] = "number of committed rows; rows at or beyond it are not valid"
     for table in TEXT_TABLES:
         g = f.create_group(table.name)
         g.attrs["description"] = table.description
-        for c in (*table.columns, TABLE_TEXT):
-            ds = _create_appendable(g, c)
-            if c.units:
-                ds.attrs["units"] = c.units
-            ds.attrs["description"] = c.description
+        _create_columns(g, (*table.columns, TABLE_TEXT))
         ds = g.create_dataset(COMMITTED, data=np.zeros(1, np.int64))
         ds.attrs["description"] = "number of valid entries; entries at or beyond it are not valid"
     for key, value in attrs.items():
