@@ -165,3 +165,68 @@ def test_emt_to_gpaw_funnel_lineage_ranking_selection_and_kill_resume(tmp_path):
     assert "stage dft: top 2" in ranked.stdout and "stage emt" not in ranked.stdout
     again = read_table(output)
     assert np.array_equal(again["rank"].to_numpy()[emt.index], emt["rank"].to_numpy())  # stage 1 kept its ranking
+
+
+BATCH = """
+[campaign]
+name = "batch-funnel"
+output = "{output}"
+[calculator]
+name = "emt"
+[relax]
+fmax = 0.05
+steps = 100
+[execution]
+executor = "serial"
+[ranking]
+objectives = {{ e_above_hull = "min" }}
+[[prototypes]]
+prototype = "L12"
+sites = {{ "1a" = ["Cu", "Au", "Pd"], "3c" = ["Cu", "Au", "Pd"] }}
+distinct_elements = true
+
+[[stages]]
+name = "fine"
+calculator = {{ name = "emt-fast" }}
+relax = {{ fmax = 0.01, steps = 200 }}
+select = {{ top = 2, filter = "formation_energy <= 0.1" }}
+"""
+
+
+def test_batch_funnel_worker_collect_then_next_stage(tmp_path):
+    """Batch jobs of a funnel: workers run the current stage into shards; after `collect` the next
+    `submit --resume` (advance_funnel) plans the next stage from the collected, ranked results."""
+    from tansaku.workflows.campaign import parse_campaign
+    from tansaku.workflows.collect import collect, shards_dir
+    from tansaku.workflows.funnel import advance_funnel, stage_tasks
+    from tansaku.workflows.planfile import ensure_plan, load_plan, plan_path, read_task_stages
+    from tansaku.workflows.status import pending_task_ids
+    from tansaku.workflows.worker import run_worker
+
+    text = BATCH.format(output=tmp_path / "b.h5")
+    campaign = parse_campaign(text)
+    campaign = type(campaign)(**{**campaign.__dict__, "text": text})
+    plan, _ = ensure_plan(campaign)
+    plan, current = advance_funnel(campaign, plan)
+    assert current == "main" and set(read_task_stages(plan_path(campaign))) == {"main"}
+    first = pending_task_ids(campaign)
+    assert len(first) == len(plan.tasks) == 6 + 3  # Cu3Au, ... (6 ordered pairs) + 3 references
+    run_worker(campaign, first[:4], shards_dir(campaign.output) / "0.h5")
+    run_worker(campaign, first[4:], shards_dir(campaign.output) / "1.h5")
+    plan, current = advance_funnel(campaign, plan)
+    assert current == "main", "stage 1 is in shards only: the next stage waits for collect"
+    collect(campaign.output, campaign_text=campaign.text)
+
+    plan, current = advance_funnel(campaign, plan)
+    assert current == "fine"
+    fine = stage_tasks(load_plan(plan_path(campaign)), campaign, "fine")
+    assert Counter(t.kind for t in fine) == {"candidate": 2, "reference": 3}
+    assert pending_task_ids(campaign) == [t.task_id for t in fine]
+    run_worker(campaign, [t.task_id for t in fine], shards_dir(campaign.output) / "2.h5")
+    collect(campaign.output, campaign_text=campaign.text)
+    plan, current = advance_funnel(campaign, plan)
+    assert current == "fine" and pending_task_ids(campaign) == []
+    table = read_table(campaign.output)
+    assert Counter(table["stage_name"]) == {"main": 9, "fine": 5} and len(set(table["task_id"])) == 14
+    fine_rows = table[table["stage_name"] == "fine"]
+    assert set(fine_rows["calculator"]) == {"emt-fast"} and (fine_rows["rank"] > 0).sum() == 2
