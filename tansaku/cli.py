@@ -509,7 +509,8 @@ def fireworks_collect(
     if summary.unfinished:
         err.print(f"{summary.unfinished} Fireworks not finished yet: collect again later", highlight=False)
     elif summary.states and campaign.output.exists():
-        _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+        _rank_and_show(campaign.output, ranking=None if campaign.is_funnel else campaign.ranking,
+                       calculator=campaign.calculator.name, strict=False)
 
 
 @app.command()
