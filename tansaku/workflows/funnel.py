@@ -56,8 +56,10 @@ def stage_tasks(plan: Plan, campaign: Campaign, name: str) -> list[Task]:
 
 def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
     """Tasks of stage ``index`` (>= 1): one per row of stage ``index - 1`` that the stored ranking marks
-    ``selected``, starting from that row's final (relaxed) structure; initial magnetic moments and
-    ``atoms.info`` come from the source task. FunnelError if the previous stage has no ranking."""
+    ``selected``, starting from that row's final (relaxed) structure. Initial magnetic moments are the
+    row's final moments when it has any (e.g. CHGNet's magnitudes: a ferromagnetic start near the ML
+    answer, which spin-polarised DFT converges from faster than from default moments), else the source
+    task's; ``atoms.info`` comes from the source task. FunnelError if the previous stage has no ranking."""
     from tansaku.results import derived_columns, open_for_reading, read_columns
     from tansaku.results.read import record_at
     from tansaku.workflows.ranking import stage_of_rows
@@ -80,6 +82,8 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
             atoms = source.atoms.copy()
             atoms.set_cell(final.cell, scale_atoms=False)
             atoms.positions = final.positions
+            if final.has("initial_magmoms") and final.get_initial_magnetic_moments().any():
+                atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
             tasks.append(next_stage_task(source, atoms, stage.calculator.name, stage.calculator.params,
                                          stage.relax, stage.name))
     return tasks
