@@ -209,14 +209,11 @@ def _show_ranking(results: Path, campaign=None, top: int = 10, stage: str | None
     """Print the stored ranking's top candidates: per stage for a funnel (``stage``: that one only)."""
     import json
 
-    import numpy as np
-
     from tansaku.results import read_table
     from tansaku.results.derived import derived_attrs
-    from tansaku.workflows.ranking import stage_of_rows
+    from tansaku.workflows.ranking import by_rank, stage_of_rows
 
-    table = read_table(results)
-    table = table.iloc[np.argsort(np.where(table["rank"] > 0, table["rank"], np.iinfo(np.int64).max), kind="stable")]
+    table = by_rank(read_table(results))
     attrs = derived_attrs(results)
     if campaign is None or not campaign.is_funnel:
         parts = [(None, table, attrs)]
@@ -715,12 +712,10 @@ def report(
 
 def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
     """Per-stage reports under ``output/<stage>/`` and the stage comparison in ``output/index.html``."""
-    import numpy as np
-
     from tansaku.report import write_report
     from tansaku.report.stages import write_comparison
     from tansaku.results import read_table
-    from tansaku.workflows.ranking import stage_metadata, stage_of_rows
+    from tansaku.workflows.ranking import by_rank, stage_metadata, stage_of_rows
 
     table = read_table(results)
     names = stage_of_rows(results, campaign)
@@ -730,8 +725,7 @@ def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
         frame = table[names == stage.name]
         if not len(frame) or "error" in metas.get(stage.name, {"error": ""}):
             continue
-        frame = frame.iloc[np.argsort(np.where(frame["rank"] > 0, frame["rank"], np.iinfo(np.int64).max),
-                                      kind="stable")]
+        frame = by_rank(frame)
         objectives = [(o.column, o.direction) for o in stage.ranking.spec.objectives]
         write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
                      f"({stage.calculator.name})", objectives=objectives, top=top)

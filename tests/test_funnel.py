@@ -8,7 +8,6 @@ no task twice. GPAW comes from scripts/setup/gpaw.sh; without it the test is ski
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import start_tansaku, subprocess_env, tansaku
+from test_dft import need_gpaw
 from tansaku.results import read_columns, read_table
 from tansaku.workflows.run_task import TASK_LOG_VARIABLE
 
@@ -54,16 +54,6 @@ calculator = {{ name = "gpaw", params = {{ preset = "fast", kspacing = 0.8, ecut
 relax = {{ steps = 0 }}
 select = {{ top = 2 }}
 """
-
-
-def need_gpaw() -> None:
-    try:
-        import gpaw  # noqa: F401
-        import gpaw_data  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("GPAW is missing under CI (scripts/setup/gpaw.sh)")
-        pytest.skip("GPAW is not installed here (scripts/setup/gpaw.sh)")
 
 
 def rows_of(path: Path, stage: str) -> int:

@@ -307,8 +307,13 @@ def ranked_table(path: str | os.PathLike) -> pd.DataFrame:
     table = read_table(path)
     if "rank" not in table:
         return table
+    return by_rank(table).reset_index(drop=True)
+
+
+def by_rank(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` ranked first (best rank first), then the unranked ones in their order."""
     order = np.where(table["rank"] > 0, table["rank"], np.iinfo(np.int64).max)
-    return table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    return table.iloc[np.argsort(order, kind="stable")]
 
 
 def ranking_with_overrides(stored: Ranking, objectives: list[str] | None, filters: list[str] | None,
