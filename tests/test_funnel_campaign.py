@@ -175,3 +175,26 @@ def test_plan_file_keeps_stage_fields(tmp_path):
     loaded = load_tasks(tmp_path / "p.plan.h5")
     assert all(tasks_equal(x, y) for x, y in zip(loaded, [*tasks, *later], strict=True))
     assert [t.stage_name for t in loaded] == ["screen"] * len(tasks) + ["refine"] * len(tasks)
+
+
+def test_single_stage_store_resumes_after_the_plan_format_change(tmp_path):
+    """A store and plan written before funnels: the old plan file (format 1) is planned again, its task
+    ids are those stored, and nothing is recomputed."""
+    import h5py
+
+    from tansaku.results import read_columns
+    from tansaku.workflows.planfile import ensure_plan, plan_path
+    from tansaku.workflows.runner import run_campaign
+
+    campaign = parse_campaign(SINGLE.replace('output = "t.h5"', f'output = "{tmp_path / "t.h5"}"'))
+    first = run_campaign(campaign, show_progress=False)
+    assert first.ran == first.ok == 5
+    with h5py.File(plan_path(campaign), "r+") as f:
+        f.attrs["plan_version"] = 1  # as saved before funnels
+    plan, reused = ensure_plan(campaign)
+    assert not reused
+    again = run_campaign(campaign, show_progress=False)
+    assert again.ran == 0 and again.already_stored == 5
+    stored = read_columns(campaign.output, ["task_id", "stage_name", "source_task_id"])
+    assert sorted(stored["task_id"]) == sorted(t.task_id for t in plan.tasks)
+    assert set(stored["stage_name"]) == {"main"} and set(stored["source_task_id"]) == {""}
