@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.console import Console
 
+from tansaku.constants import KIND_CANDIDATE
 from tansaku.results.record import STATUS_OK
 from tansaku.workflows.campaign import Campaign, Stage
 from tansaku.workflows.executors import Executor
@@ -86,6 +87,8 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
                 atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
             tasks.append(next_stage_task(source, atoms, stage.calculator.name, stage.calculator.params,
                                          stage.relax, stage.name))
+    if not any(t.kind == KIND_CANDIDATE for t in tasks):
+        return []  # no candidate passed: the references alone are not worth a stage
     return tasks
 
 
