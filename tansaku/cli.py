@@ -249,8 +249,7 @@ def _stage_comparisons(results: Path, campaign, top: int | None = None) -> list:
 
     table = read_table(results)
     names = stage_of_rows(results, campaign)
-    return [compare_stages(table, names, a.name, b.name, top=top or b.select.top or 5)
-            for a, b in zip(campaign.stages, campaign.stages[1:])]
+    return [compare_stages(table, names, a.name, b.name, top=top) for a, b in zip(campaign.stages, campaign.stages[1:])]
 
 
 def _print_comparisons(results: Path, campaign) -> None:

@@ -60,10 +60,11 @@ def _stage_rows(table: pd.DataFrame, stages: np.ndarray, name: str) -> pd.DataFr
     return rows.drop_duplicates("candidate_id").set_index("candidate_id")
 
 
-def compare_stages(table: pd.DataFrame, stages: np.ndarray, earlier: str, later: str, top: int = 5) -> StageComparison:
+def compare_stages(table: pd.DataFrame, stages: np.ndarray, earlier: str, later: str,
+                   top: int | None = None) -> StageComparison:
     """Compare stage ``earlier`` with ``later`` over the rows of ``table`` (records + derived columns);
     ``stages`` gives each row's stage name. ``top`` is the N of "moved in/out of the top N", taken over the
-    candidates ranked in both stages."""
+    candidates ranked in both stages (default: half of them, rounded up: with all of them nobody could move)."""
     from scipy.stats import spearmanr
 
     a, b = _stage_rows(table, stages, earlier), _stage_rows(table, stages, later)
@@ -84,7 +85,7 @@ def compare_stages(table: pd.DataFrame, stages: np.ndarray, earlier: str, later:
         if len(diff):
             energies.append(EnergyDifference(column, len(diff), float(np.abs(diff).mean()),
                                              float(np.abs(diff).max()), float(diff.mean())))
-    n = min(top, len(common))
+    n = min(top, len(common)) if top else (len(common) + 1) // 2
     top_a = set(a["rank"].sort_values(kind="stable").index[:n])
     top_b = set(b["rank"].sort_values(kind="stable").index[:n])
     labels = side["label"]
