@@ -412,6 +412,9 @@ def collect(
     except (CampaignError, StoreError) as exc:
         raise _fail(str(exc)) from None
     _print_collected(summary, folder, campaign.output)
+    if campaign.is_funnel:
+        err.print(f"funnel: `tansaku submit {campaign_file} --resume` ranks the collected results and, once a stage "
+                  f"is complete, plans and submits the next one", highlight=False)
 
 
 def _print_collected(summary, folder: Path, output: Path) -> None:
