@@ -35,7 +35,7 @@ def test_every_record_points_at_the_settings_that_produced_it(finished):
     settings = json.loads(table[ids[0]])
     import ase
 
-    assert settings == {"stage": "relax", "calculator": "emt", "params": {}, "version": ase.__version__,
+    assert settings == {"stage": "main", "mode": "relax", "calculator": "emt", "params": {}, "version": ase.__version__,
                         "relax": {"optimizer": "FIRE", "fmax": 0.05, "steps": 300, "relax_cell": True}}
     with h5py.File(path, "r", swmr=True) as f:  # what a reader without tansaku sees
         n = int(f["settings/committed"][0])
@@ -50,7 +50,7 @@ def test_show_resolves_the_settings(finished):
     shown = tansaku("show", path, row["candidate_id"][row["kind"] == "candidate"].iloc[0])
     assert shown.returncode == 0, shown.stderr
     line = next(x for x in shown.stdout.splitlines() if x.strip("│ ").startswith("settings "))
-    assert '"calculator": "emt"' in line and '"stage": "relax"' in line
+    assert '"calculator": "emt"' in line and '"stage": "main"' in line
 
 
 def test_editing_execution_rewrites_nothing_and_recomputes_nothing(finished, tmp_path):

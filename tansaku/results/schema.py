@@ -76,7 +76,7 @@ STRING_COLUMNS: tuple[Column, ...] = (
     _s("prototype", 64, "structure prototype"),
     _s("parent", 128, "parent structure/candidate"),
     _s("calculator", 64, "calculator registry name"),
-    _s("stage", 32, "funnel stage"),
+    _s("stage", 32, "relaxation mode of the task (relax)"),
     _s("status", 8, "ok | failed"),
     _s("error", 512, "error message of a failed task (cut to 512 bytes, ending in …)", truncate=True),
     _s("worker", 128, "host:pid that ran the task"),
@@ -84,6 +84,10 @@ STRING_COLUMNS: tuple[Column, ...] = (
        truncate=True, optional=True),
     _s("history", 2048, "error-handler history as JSON: one entry per failed attempt (failure, error, "
        "correction applied); empty when the first attempt succeeded", truncate=True, optional=True),
+    _s("stage_name", 64, "funnel stage that produced the row ([campaign] stage or a [[stages]] name; empty in "
+       "stores written before funnels: the first stage)", optional=True),
+    _s("source_task_id", 96, "task id of the previous funnel stage's row this one started from (empty in the "
+       "first stage)", optional=True),
     _s("settings_id", 64, "key of the entry of /settings holding the settings that produced the row "
        "(stage, calculator, identity parameters, code version, relaxation); empty if unknown", optional=True),
 )

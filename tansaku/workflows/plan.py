@@ -88,7 +88,8 @@ def make_plan(campaign: Campaign) -> Plan:
     references = reference_candidates(campaign, [*generation.candidates, *competing])
     everything = [*references, *competing, *generation.candidates]
     check_elements(campaign.calculator.name, everything)
-    tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax) for c in everything]
+    tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax,
+                       stage_name=campaign.stage_name) for c in everything]
     merged = merge_tasks(tasks)
     return Plan(tasks=merged, generated=generation.generated, duplicates=generation.duplicates,
                 candidates=len(generation.candidates), competing=len(competing), references=len(references),

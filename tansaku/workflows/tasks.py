@@ -33,7 +33,9 @@ class Task:
     params: Mapping[str, Any] = field(default_factory=dict)
     relax: RelaxSettings = field(default_factory=RelaxSettings)
     relax_cell: bool = True
-    stage: str = STAGE_RELAX
+    stage: str = STAGE_RELAX  # the relaxation mode (not the funnel stage)
+    stage_name: str = ""  # the funnel stage (campaign.stages); "" = the first stage of a store written before funnels
+    source_task_id: str = ""  # the previous stage's task this one starts from ("" in the first stage)
 
 
 def calculator_identity(calculator: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,22 +44,18 @@ def calculator_identity(calculator: str, params: Mapping[str, Any]) -> dict[str,
 
 
 def task_settings(task: Task) -> tuple[str, str]:
-    """(settings_id, settings JSON) of the settings that produce ``task``'s record: stage, calculator name,
-    identity parameters, code version and relaxation settings; stored once per distinct value in the
-    store's /settings table, the id with every record. ("", "") for a calculator unknown here."""
+    """(settings_id, settings JSON) of the settings that produce ``task``'s record: the funnel stage name,
+    the relaxation mode (``Task.stage``), calculator name, identity parameters, code version and relaxation
+    settings; stored once per distinct value in the store's /settings table, the id with every record.
+    ("", "") for a calculator unknown here."""
     try:
         version = get_spec(task.calculator).version()
     except Exception:  # noqa: BLE001 - an unknown calculator: its failed record says why
         return "", ""
-    return settings_entry(task.stage, task.calculator, task.params, version,
-                          {**task.relax.as_dict(), "relax_cell": task.relax.relax_cell and task.relax_cell})
-
-
-def settings_entry(stage: str, calculator: str, params: Mapping[str, Any], version: str,
-                   relax: Mapping[str, Any]) -> tuple[str, str]:
-    """(hash, JSON) of one settings value: what ``task_settings`` stores."""
-    text = json.dumps({"stage": stage, "calculator": calculator, "params": dict(params), "version": version,
-                       "relax": dict(relax)}, sort_keys=True, default=str)
+    text = json.dumps({"stage": task.stage_name, "mode": task.stage, "calculator": task.calculator,
+                       "params": dict(task.params), "version": version,
+                       "relax": {**task.relax.as_dict(), "relax_cell": task.relax.relax_cell and task.relax_cell}},
+                      sort_keys=True, default=str)
     return _settings_hash(text), text
 
 
@@ -74,15 +72,41 @@ def task_id_for(atoms: Atoms, calculator: str, params: Mapping[str, Any], relax:
                       get_spec(calculator).version(), settings, stage)
 
 
+def stage_task_id(source_task_id: str, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
+                  relax_cell: bool, stage: str, stage_name: str) -> str:
+    """Task id of a later funnel stage: hash of the source task id + the stage's calculator (name,
+    parameters, package version), relaxation settings and stage name. Never the (relaxed, floating-point)
+    coordinates it starts from, so a resumed funnel finds its tasks again."""
+    settings = {**relax.as_dict(), "relax_cell": relax.relax_cell and relax_cell}
+    return short_hash("funnel-stage", source_task_id, calculator, dict(params), get_spec(calculator).version(),
+                      settings, stage, stage_name)
+
+
 def make_task(candidate: Candidate, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
-              stage: str = STAGE_RELAX) -> Task:
-    """The task that relaxes ``candidate``; molecules in a box keep their cell."""
+              stage: str = STAGE_RELAX, stage_name: str = "") -> Task:
+    """The first-stage task that relaxes ``candidate``; molecules in a box keep their cell.
+
+    ``stage_name`` (the funnel stage) does not enter the task id: a single-stage campaign's ids are
+    those it had before funnels existed, and renaming the first stage recomputes nothing."""
     relax_cell = not candidate.atoms.info.get("molecule", False)
     return Task(
         task_id=task_id_for(candidate.atoms, calculator, params, relax, relax_cell, stage),
         candidate_id=candidate.id, kind=candidate.kind, label=candidate.label, formula=candidate.formula,
         prototype=candidate.prototype, parent=candidate.parent, atoms=candidate.atoms,
-        calculator=calculator, params=dict(params), relax=relax, relax_cell=relax_cell, stage=stage)
+        calculator=calculator, params=dict(params), relax=relax, relax_cell=relax_cell, stage=stage,
+        stage_name=stage_name)
+
+
+def next_stage_task(source: Task, atoms: Atoms, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
+                    stage_name: str) -> Task:
+    """The task of funnel stage ``stage_name`` that continues ``source`` from ``atoms`` (its relaxed
+    structure): same candidate id, label and kind, ``source_task_id`` = the source's task id."""
+    return Task(
+        task_id=stage_task_id(source.task_id, calculator, params, relax, source.relax_cell, source.stage, stage_name),
+        candidate_id=source.candidate_id, kind=source.kind, label=source.label, formula=source.formula,
+        prototype=source.prototype, parent=source.parent, atoms=atoms, calculator=calculator, params=dict(params),
+        relax=relax, relax_cell=source.relax_cell, stage=source.stage, stage_name=stage_name,
+        source_task_id=source.task_id)
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -96,7 +120,8 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "task_id": task.task_id, "candidate_id": task.candidate_id, "kind": task.kind, "label": task.label,
         "formula": task.formula, "prototype": task.prototype, "parent": task.parent,
         "calculator": task.calculator, "params": dict(task.params), "relax": task.relax.as_dict(),
-        "relax_cell": task.relax_cell, "stage": task.stage,
+        "relax_cell": task.relax_cell, "stage": task.stage, "stage_name": task.stage_name,
+        "source_task_id": task.source_task_id,
         "atoms": {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
                   "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(),
                   "magmoms": None if magmoms is None else magmoms.tolist(), "info": plain_info(atoms.info)},
@@ -126,7 +151,8 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     return Task(task_id=data["task_id"], candidate_id=data["candidate_id"], kind=data["kind"], label=data["label"],
                 formula=data["formula"], prototype=data["prototype"], parent=data["parent"], atoms=atoms,
                 calculator=data["calculator"], params=dict(data["params"]), relax=RelaxSettings(**data["relax"]),
-                relax_cell=bool(data["relax_cell"]), stage=data["stage"])
+                relax_cell=bool(data["relax_cell"]), stage=data["stage"], stage_name=data.get("stage_name", ""),
+                source_task_id=data.get("source_task_id", ""))
 
 
 def tasks_equal(a: Task, b: Task) -> bool:
