@@ -165,3 +165,26 @@ def test_rank_fails_loudly_when_the_stored_ranking_cannot_be_read(tmp_path):
     # the ranking the writer stored is left as it was
     assert json.loads(derived_attrs(tmp_path / "private.h5")["settings"])["objectives"][0]["column"] == \
         "formation_energy"
+
+
+def test_adding_a_stage_rewrites_nothing_and_recomputes_only_the_new_stage(tmp_path):
+    from tansaku.workflows.funnel import run_funnel
+    from tansaku.workflows.planfile import ensure_plan
+
+    path = tmp_path / "cuau.h5"
+    text = cuau_campaign(path)
+    run_campaign(parse_campaign(text), show_progress=False)
+    before, inode = read_columns(path), path.stat().st_ino
+    funnel = parse_campaign(text + '[[stages]]\nname = "fine"\ncalculator = { name = "emt" }\n'
+                                   'relax = { fmax = 0.01 }\nselect = { top = 1 }\n')
+    plan, _ = ensure_plan(funnel)
+    summary = run_funnel(funnel, plan, show_progress=False)
+    assert [(s.name, s.summary.ran) for s in summary.stages] == [("main", 0), ("fine", 3)]  # 1 candidate + 2 refs
+    assert path.stat().st_ino == inode
+    after = read_columns(path)
+    for name in before:  # the first stage's rows are untouched
+        assert np.array_equal(before[name], after[name][:4], equal_nan=before[name].dtype.kind == "f"), name
+    assert [e.text for e in campaign_history(path)] == [text, funnel.text]
+    stages = {json.loads(v)["stage"]: k for k, v in settings_table(path).items()}
+    assert set(stages) == {"main", "fine"}
+    assert list(after["settings_id"]) == [stages["main"]] * 4 + [stages["fine"]] * 3
