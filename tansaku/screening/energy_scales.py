@@ -74,7 +74,7 @@ def mp2020_references(entries: Sequence[ComputedEntry]) -> tuple[list[ComputedEn
     compat = _compatibility(check_potcar=True)
     kept, dropped = [], []
     for entry in entries:
-        copy = ComputedEntry.from_dict(entry.as_dict()) if type(entry) is ComputedEntry else entry.copy()
+        copy = entry.copy()
         copy.energy_adjustments = []
         try:
             with warnings.catch_warnings():
