@@ -737,6 +737,7 @@ def report(
 def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
     """Per-stage reports under ``output/<stage>/`` and the stage comparison in ``output/index.html``."""
     from tansaku.report import write_report
+    from tansaku.report.html import objectives_of
     from tansaku.report.stages import write_comparison
     from tansaku.results import read_table
     from tansaku.workflows.ranking import by_rank, stage_metadata, stage_of_rows
@@ -750,7 +751,7 @@ def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
         if not len(frame) or "error" in metas.get(stage.name, {"error": ""}):
             continue
         frame = by_rank(frame)
-        objectives = [(o.column, o.direction) for o in stage.ranking.spec.objectives]
+        objectives = objectives_of(metas[stage.name].get("settings", ""))  # as ranked: empty ones left out
         mixed = metas.get(stage.name, {}).get("mixed_energy_scales", "")
         write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
                      f"({stage.calculator.name})", objectives=objectives, top=top, warnings_shown=[mixed] if mixed else [])

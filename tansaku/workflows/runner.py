@@ -155,23 +155,11 @@ def _count(summary: RunSummary, record: Record) -> None:
 
 def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
                  show_progress: bool = True) -> RunSummary:
-    """Plan (or reuse the saved plan) and run a campaign; re-running it resumes (stored tasks are skipped).
-
-    A funnel runs every stage and ranks after each (workflows/funnel.py); the summary adds the stages' counts.
-    """
+    """Plan (or reuse the saved plan) and run a single-stage campaign; re-running it resumes (stored tasks
+    are skipped). A funnel ([[stages]]) is run by ``tansaku.workflows.funnel.run_funnel`` (ValueError here)."""
     from tansaku.workflows.planfile import ensure_plan
 
+    if campaign.is_funnel:
+        raise ValueError(f"{campaign.source}: a funnel ([[stages]]) runs with tansaku.workflows.funnel.run_funnel")
     plan, _ = ensure_plan(campaign)
-    if not campaign.is_funnel:
-        return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
-    from tansaku.workflows.funnel import run_funnel
-
-    funnel = run_funnel(campaign, plan, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
-    total = RunSummary(generated=plan.generated, duplicates=plan.duplicates, candidates=plan.candidates,
-                       references=plan.references, wall_seconds=funnel.wall_seconds)
-    for stage in funnel.stages:
-        for name in ("tasks", "already_stored", "ran", "ok", "failed", "records_written", "write_seconds"):
-            setattr(total, name, getattr(total, name) + getattr(stage.summary, name))
-        total.failures += stage.summary.failures
-    return total
-
+    return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
