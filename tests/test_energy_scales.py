@@ -8,14 +8,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tansaku
 from monty.serialization import dumpfn
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition
 from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 from pymatgen.entries.computed_entries import ComputedEntry
-
-from conftest import tansaku
 from synthetic import cuau_campaign
+
 from tansaku.calculators import get_spec
 from tansaku.constants import KIND_CANDIDATE
 from tansaku.results import Record, Store, read_columns

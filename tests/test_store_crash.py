@@ -7,6 +7,7 @@ append. Row i always holds task t{i:09d}: new tasks are numbered in order, rewri
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def with_settings(record, stored: bool = False):
 
 
 def settings_text(settings_id: str) -> str:
-    return '{"stage": "crash", "id": "%s"}' % settings_id
+    return json.dumps({"stage": "crash", "id": settings_id})
 
 
 def first_status(k: int) -> str:
