@@ -122,7 +122,9 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
               highlight=False)
     if dry_run:
         for task in plan.tasks:
-            out.print(f"{task.task_id}  {task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}", highlight=False)
+            stage = f"{task.stage_name or campaign.stage_name:8s}  " if campaign.is_funnel else ""
+            out.print(f"{task.task_id}  {stage}{task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}",
+                      highlight=False)
         if campaign.is_funnel:
             err.print(f"later stages ({', '.join(s.name for s in campaign.later_stages)}) are planned from the "
                       f"ranked results of the stage before them", highlight=False)
