@@ -232,6 +232,11 @@ def _show_ranking(results: Path, campaign=None, top: int = 10, stage: str | None
             err.print(f"{where}objectives without values skipped: {meta['skipped_objectives']}", highlight=False)
         if meta.get("magnetisation"):
             err.print(f"{where}magnetisation used: {meta['magnetisation']}", highlight=False)
+        if meta.get("reference_corrections"):
+            err.print(f"{where}references: {meta['reference_corrections']}", highlight=False)
+        if meta.get("mixed_energy_scales"):
+            err.print(f"[bold yellow]warning:[/] {escape(where + meta['mixed_energy_scales'])}", highlight=False,
+                      markup=True)
         if meta.get("selected_for"):
             err.print(f"{where}selected for stage {meta['selected_for']}", highlight=False)
         err.print(f"{where}ranking stored in {results}: {len(ranked)} candidates pass the filters, "
@@ -606,12 +611,21 @@ def show(
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     from tansaku.report.sources import source_of
+    from tansaku.results.derived import derived_attrs
+    from tansaku.results.tables import settings_table
 
+    fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
     table = Table(show_header=False)
     for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
+    from tansaku.workflows.ranking import stage_metadata
+
+    for meta in (derived_attrs(results), *stage_metadata(results).values()):  # the ranking (of each stage)
+        if meta.get("mixed_energy_scales") and meta.get("calculator") == fields.get("calculator"):
+            table.add_row("warning", meta["mixed_energy_scales"])  # its formation energy and e_above_hull
+            break
     if source.caveat:
         table.add_row("caveat", source.caveat)
     out.print(table)
@@ -631,7 +645,9 @@ def rank_command(
     filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="hard filter, e.g. 'e_above_hull <= 0.1'")] = None,
     calculator: Annotated[Optional[str], typer.Option(help="rank the records of this calculator")] = None,
     reference_entries: Annotated[Optional[Path], typer.Option(
-        help="JSON list of pymatgen ComputedEntry to use as elemental references")] = None,
+        help="JSON list of pymatgen ComputedEntry (Materials Project) to use as references")] = None,
+    allow_mixed_energy_scales: Annotated[bool, typer.Option(
+        "--allow-mixed-energy-scales", help="use the reference entries even with ML/EMT energies (flagged)")] = False,
     top: Annotated[int, typer.Option(help="candidates to print")] = 10,
     stage: Annotated[Optional[str], typer.Option(help="funnel stage whose ranking the options change (default: "
                                                       "every stage); each stage is ranked on its own hull")] = None,
@@ -644,11 +660,12 @@ def rank_command(
         campaign = stored_campaign(results)
         if campaign is not None and campaign.is_funnel:
             base = campaign.stage(stage or campaign.stage_name).ranking
-            overridden = objective or filter_ is not None or reference_entries
-            ranking = ranking_with_overrides(base, objective, filter_, reference_entries) if overridden else None
+            overridden = objective or filter_ is not None or reference_entries or allow_mixed_energy_scales
+            ranking = ranking_with_overrides(base, objective, filter_, reference_entries,
+                                             allow_mixed_energy_scales) if overridden else None
         else:
             stored, _ = stored_ranking_settings(results)
-            ranking = ranking_with_overrides(stored, objective, filter_, reference_entries)
+            ranking = ranking_with_overrides(stored, objective, filter_, reference_entries, allow_mixed_energy_scales)
     except (CampaignError, OSError, ValueError) as exc:
         raise _fail(f"{results}: {exc}") from None
     _rank_and_show(results, ranking=ranking, calculator=calculator, top=top, stage=stage)
@@ -692,12 +709,17 @@ def report(
 
     For a funnel: one report per stage (``OUTPUT/<stage>/``) and ``OUTPUT/index.html`` comparing the
     stages side by side (rank correlation, energy differences, who moved in and out of the top N)."""
-    from tansaku.report import objectives_used, write_report
+    from tansaku.report import objectives_used, ranking_warnings, write_report
     from tansaku.results import StoreError, derived_columns
     from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_campaign
 
     try:
-        campaign = stored_campaign(results)
+        try:
+            campaign = stored_campaign(results)
+        except RankingError:
+            if "rank" not in derived_columns(results):
+                raise
+            campaign = None  # ranked already (by a process that could read the campaign): report that ranking
         funnel = campaign is not None and campaign.is_funnel
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results,
                                                                                               campaign=campaign)
@@ -706,7 +728,7 @@ def report(
         else:
             objectives = objectives_used(results)  # as ranked: objectives without values left out
             index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives,
-                                 top=top)
+                                 top=top, warnings_shown=ranking_warnings(results))
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     err.print(f"wrote {index}", highlight=False)
@@ -729,8 +751,9 @@ def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
             continue
         frame = by_rank(frame)
         objectives = [(o.column, o.direction) for o in stage.ranking.spec.objectives]
+        mixed = metas.get(stage.name, {}).get("mixed_energy_scales", "")
         write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
-                     f"({stage.calculator.name})", objectives=objectives, top=top)
+                     f"({stage.calculator.name})", objectives=objectives, top=top, warnings_shown=[mixed] if mixed else [])
         links[f"{stage.name} ({stage.calculator.name})"] = f"{stage.name}/index.html"
     comparisons = _stage_comparisons(results, campaign)
     for comparison in comparisons:

@@ -92,14 +92,16 @@ footer { margin-top: 36px; color: #8c959f; font-size: 0.8em; }
 
 
 def write_report(table: pd.DataFrame, outdir: str | Path, title: str,
-                 objectives: Sequence[tuple[str, str]] | None = None, top: int = 50) -> Path:
+                 objectives: Sequence[tuple[str, str]] | None = None, top: int = 50,
+                 warnings_shown: Sequence[str] = ()) -> Path:
     """Write ``outdir/index.html`` and its PNG figures for a table of ranked records; return the HTML path.
 
     ``objectives`` are the ranking's ``(column, "min" | "max")`` pairs (or objects with ``column`` and
     ``direction``, such as :class:`tansaku.screening.rank.Objective`; default: screening's
     DEFAULT_OBJECTIVES, :func:`objectives_used` gives those of a ranked file); they are named in the report,
     their table columns are marked and always shown, and the Pareto figure plots two of them. ``top``
-    limits the ranked table to the best ``top`` candidates.
+    limits the ranked table to the best ``top`` candidates. ``warnings_shown`` are sentences shown at the
+    top of the page (e.g. the ranking's forced mix of energy scales, :func:`ranking_warnings`).
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_report: table must be a pandas DataFrame, got {type(table).__name__}")
@@ -127,7 +129,7 @@ def write_report(table: pd.DataFrame, outdir: str | Path, title: str,
                                                         f"({type(exc).__name__}: {exc}).")
         figures.append(figure)
 
-    page = _page(table, title, objectives, top, figures, outdir)
+    page = _page(table, title, objectives, top, figures, outdir, warnings_shown)
     index = outdir / "index.html"
     tmp = index.with_name(index.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -169,7 +171,14 @@ def formula_html(formula: str) -> str:
     return "".join(f"<sub>{p}</sub>" if k % 2 else _e(p) for k, p in enumerate(parts))
 
 
-def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[Figure], outdir: Path) -> str:
+def ranking_warnings(path: str | os.PathLike) -> list[str]:
+    """What the stored ranking of a results file must be read with: a forced mix of energy scales."""
+    mixed = derived_attrs(path).get("mixed_energy_scales", "")
+    return [mixed] if mixed else []
+
+
+def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[Figure], outdir: Path,
+          warnings_shown: Sequence[str] = ()) -> str:
     ok = ok_mask(table)
     calculators = sorted(set(text(table, "calculator")[ok]) - {""})
     meta = f"{len(table)} records"
@@ -190,6 +199,7 @@ def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[F
         "<main>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">{_e(meta)}</p>',
+        *(f'<p class="note caveat"><strong>Warning:</strong> {_e(w)}</p>' for w in warnings_shown),
         '<section id="summary">',
         "<h2>Summary</h2>",
         _counts_html(table),

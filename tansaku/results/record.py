@@ -49,6 +49,8 @@ class Record:
     scf_iterations: int = -1  # summed over the relaxation
     stage_name: str = ""  # funnel stage (campaign [campaign] stage / [[stages]] name); "" in stores before funnels
     source_task_id: str = ""  # the previous funnel stage's task this one started from ("" in the first stage)
+    settings_id: str = ""  # key of the settings that produced it in the store's /settings table
+    settings: str = ""  # those settings as JSON (not a column: the writer adds new ones to /settings)
 
     @property
     def natoms(self) -> int:

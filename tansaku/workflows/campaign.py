@@ -92,6 +92,9 @@ class Ranking:
 
     spec: RankingSpec = field(default_factory=RankingSpec)
     reference_entries: Path | None = None  # JSON list of pymatgen ComputedEntry (replaces elemental references)
+    # reference_entries are Materials Project (PBE) energies: refused for calculators of another energy
+    # scale (ML, EMT) unless this forces the mix (then every ranking output says so)
+    allow_mixed_energy_scales: bool = False
 
 
 DEFAULT_STAGE = "main"  # the name of the first stage when [campaign] stage is not given
@@ -371,7 +374,8 @@ def _criterion(reader: _Reader, key: str, text: Any) -> Filter:
 
 
 def _ranking(reader: _Reader) -> Ranking:
-    reader.check_keys({"objectives", "weights", "filters", "max_fronts", "reference_entries"})
+    reader.check_keys({"objectives", "weights", "filters", "max_fronts", "reference_entries",
+                       "allow_mixed_energy_scales"})
     directions = reader.get("objectives", dict, default={o.column: o.direction for o in DEFAULT_OBJECTIVES})
     weights = reader.get("weights", dict, default={})
     objectives = []
@@ -393,7 +397,8 @@ def _ranking(reader: _Reader) -> Ranking:
     if max_fronts < 1:
         raise reader.fail(reader.key("max_fronts"), "must be >= 1")
     entries = reader.get("reference_entries", str, default=None)
-    return Ranking(RankingSpec(tuple(objectives), tuple(filters), max_fronts), Path(entries) if entries else None)
+    return Ranking(RankingSpec(tuple(objectives), tuple(filters), max_fronts), Path(entries) if entries else None,
+                   reader.get("allow_mixed_energy_scales", bool, default=False))
 
 
 def parse_ranking_table(table: Mapping[str, Any], source: str) -> Ranking:

@@ -15,7 +15,7 @@ from tansaku.calculators.batch import relax_batch
 from tansaku.calculators.context import RunContext
 from tansaku.calculators.handlers import HandledFailure, relax_with_handlers
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
-from tansaku.workflows.tasks import Task, calculator_identity
+from tansaku.workflows.tasks import Task, calculator_identity, task_settings
 
 TASK_LOG_VARIABLE = "TANSAKU_TASK_LOG"  # if set, each task start is appended to this file (audit/debug)
 
@@ -32,13 +32,15 @@ def _log_start(task: Task) -> None:
 
 
 def _base_record(task: Task, status: str) -> Record:
+    settings_id, settings = task_settings(task)
     return Record(
         task_id=task.task_id, candidate_id=task.candidate_id, kind=task.kind, label=task.label,
         formula=task.formula, prototype=task.prototype, parent=task.parent, calculator=task.calculator,
         stage=task.stage, stage_name=task.stage_name, source_task_id=task.source_task_id, status=status,
         numbers=task.atoms.numbers.copy(),
         positions=task.atoms.positions.copy(), cell=np.asarray(task.atoms.cell).copy(),
-        pbc=task.atoms.pbc.copy(), worker=worker_name(), finished_at=time.time())
+        pbc=task.atoms.pbc.copy(), worker=worker_name(), finished_at=time.time(), settings_id=settings_id,
+        settings=settings)
 
 
 def failed_record(task: Task, error: str) -> Record:

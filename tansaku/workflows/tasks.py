@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,27 @@ class Task:
 def calculator_identity(calculator: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """What a task's calculator is, as stored with each record: name, identity parameters, code version."""
     return {"calculator": calculator, "params": dict(params), "version": get_spec(calculator).version()}
+
+
+def task_settings(task: Task) -> tuple[str, str]:
+    """(settings_id, settings JSON) of the settings that produce ``task``'s record: the funnel stage name,
+    the relaxation mode (``Task.stage``), calculator name, identity parameters, code version and relaxation
+    settings; stored once per distinct value in the store's /settings table, the id with every record.
+    ("", "") for a calculator unknown here."""
+    try:
+        version = get_spec(task.calculator).version()
+    except Exception:  # noqa: BLE001 - an unknown calculator: its failed record says why
+        return "", ""
+    text = json.dumps({"stage": task.stage_name, "mode": task.stage, "calculator": task.calculator,
+                       "params": dict(task.params), "version": version,
+                       "relax": {**task.relax.as_dict(), "relax_cell": task.relax.relax_cell and task.relax_cell}},
+                      sort_keys=True, default=str)
+    return _settings_hash(text), text
+
+
+@functools.lru_cache(maxsize=256)
+def _settings_hash(text: str) -> str:
+    return short_hash(text)
 
 
 def task_id_for(atoms: Atoms, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
