@@ -47,6 +47,10 @@ class Record:
     params: str = ""  # calculator identity (resolved parameters + code version), JSON
     history: str = ""  # error-handler history, JSON list ("" when the first attempt succeeded)
     scf_iterations: int = -1  # summed over the relaxation
+    configuration: str = ""  # starting magnetic configuration (fm, re-anti, ud:...), "" without initial moments
+    calculation: str = "relax"  # relax | anisotropy
+    k1_fine: float = float("nan")  # MJ/m³, anisotropy tasks: K1 on the finer k-point mesh
+    k1_coarse: float = float("nan")  # MJ/m³, on the coarser mesh
 
     @property
     def natoms(self) -> int:

@@ -149,3 +149,35 @@ def magnetic_configurations(atoms: Atoms, mode: str = FM, max_configurations: in
 def too_many_sites(atoms: Atoms) -> bool:
     """True when ``enumerate`` falls back to FM and ``re-anti`` for this cell (too many magnetic sites)."""
     return len(magnetic_sites(atoms)) > MAX_ENUMERATED_SITES
+
+
+def moment_signs(magmoms: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
+    """+1 / -1 per site, 0 where |m| < ``tolerance`` μB (no moment to align)."""
+    m = np.asarray(magmoms, dtype=float)
+    return np.where(np.abs(m) < tolerance, 0, np.sign(m)).astype(int)
+
+
+def flipped_bond_fraction(atoms: Atoms, reference_magmoms, magmoms, shell_tolerance: float = 0.1) -> float:
+    """Fraction of nearest-neighbour pairs of magnetic sites whose relative alignment differs between two
+    collinear states of one cell (e.g. a configuration and the ground state): 1 for the B2 antiferromagnet of
+    bcc Fe against FM, 1/2 for a state as disordered as a random one (nearest neighbours only).  Pairs are
+    those within (1 + ``shell_tolerance``) of the shortest magnetic–magnetic distance, periodic images
+    included; pairs with a vanishing moment in either state are left out.  NaN when no pair is left."""
+    from ase.neighborlist import neighbor_list
+
+    sites = magnetic_sites(atoms)
+    ref, now = moment_signs(reference_magmoms), moment_signs(magmoms)
+    if len(sites) == 0:
+        return float("nan")
+    cutoff = 1.5 * (atoms.get_volume() / len(atoms)) ** (1 / 3) * 2
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    magnetic = np.isin(i, sites) & np.isin(j, sites)
+    i, j, d = i[magnetic], j[magnetic], d[magnetic]
+    if not len(d):
+        return float("nan")
+    shell = d <= d.min() * (1 + shell_tolerance)
+    i, j = i[shell], j[shell]
+    keep = (ref[i] * ref[j] != 0) & (now[i] * now[j] != 0)
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(ref[i][keep] * ref[j][keep] != now[i][keep] * now[j][keep]))

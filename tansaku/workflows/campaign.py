@@ -27,7 +27,7 @@ from tansaku.screening.substitution import Occupation, Substitution, Variant
 
 # numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
 RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper", "bh_max", "bh_max_upper",
-                    "kappa", "mu0_ha", "moment_per_fu", "moment_per_tm",
+                    "kappa", "mu0_ha", "k1", "k1_mev_fu", "tc_mean_field", "delta_e_afm", "moment_per_fu", "moment_per_tm",
                     "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
                     "density", "energy_per_atom", "magmom_total", "volume")
 
@@ -89,6 +89,15 @@ class Ranking:
 
 
 @dataclass(frozen=True)
+class Magnetism:
+    """[magnetism]: which starting magnetic configurations each candidate is computed from (one task each;
+    screening.magnetic_configurations).  Only for calculators that take initial moments (DFT)."""
+
+    configurations: str = "fm"  # CONFIGURATION_MODES
+    max_configurations: int = 4  # per candidate, FM included
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     output: Path
@@ -100,6 +109,7 @@ class Campaign:
     competing: tuple[Decoration, ...] = ()  # competing phases for the hull, relaxed like candidates
     ranking: Ranking = field(default_factory=Ranking)
     scheduler: Any = None  # workflows.machine.SchedulerSettings from [scheduler] (batch jobs); never in task ids
+    magnetism: Magnetism = field(default_factory=Magnetism)
     text: str = ""  # the campaign file as written, stored in the HDF5 file
     source: str = "<string>"
 
@@ -220,6 +230,21 @@ def _calculator(reader: _Reader) -> CalculatorChoice:
     return CalculatorChoice(name=name, params=params, runtime=_runtime(reader.sub("runtime")))
 
 
+def parse_magnetism(reader: _Reader, calculator: str) -> Magnetism:
+    """[magnetism] (or a stage's ``magnetism`` table), checked against the calculator that will use it."""
+    from tansaku.screening.magnetic_configurations import CONFIGURATION_MODES
+
+    reader.check_keys({"configurations", "max_configurations"})
+    mode = reader.choice("configurations", CONFIGURATION_MODES, default="fm")
+    cap = reader.get("max_configurations", int, default=4)
+    if cap < 1:
+        raise reader.fail(reader.key("max_configurations"), f"must be >= 1, got {cap}")
+    if mode != "fm" and not get_spec(calculator).uses_initial_magmoms:
+        raise reader.fail(reader.key("configurations"), f"calculator {calculator!r} takes no initial magnetic "
+                                                        f"moments, so only \"fm\" applies (use a DFT calculator)")
+    return Magnetism(mode, cap)
+
+
 def _relax(reader: _Reader) -> RelaxSettings:
     reader.check_keys({"optimizer", "fmax", "steps", "relax_cell"})
     optimizer = reader.choice("optimizer", list(OPTIMIZERS), default="FIRE")
@@ -331,7 +356,7 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         raise CampaignError(f"{source}: invalid TOML: {exc}") from None
     root = _Reader(data, "", source)
     root.check_keys({"campaign", "prototypes", "competing", "calculator", "relax", "execution", "references",
-                     "ranking", "scheduler"})
+                     "ranking", "scheduler", "magnetism"})
     meta = root.sub("campaign", required=True)
     meta.check_keys({"name", "output"})
     name = meta.get("name", str, required=True)
@@ -341,9 +366,10 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
     decorations = tuple(_decoration(r) for r in root.tables("prototypes"))
     if not decorations:
         raise root.fail("prototypes", "at least one [[prototypes]] table is required")
+    calculator = _calculator(root.sub("calculator", required=True))
     return Campaign(
-        name=name, output=output, decorations=decorations,
-        calculator=_calculator(root.sub("calculator", required=True)),
+        name=name, output=output, decorations=decorations, calculator=calculator,
+        magnetism=parse_magnetism(root.sub("magnetism"), calculator.name),
         relax=_relax(root.sub("relax")), execution=_execution(root.sub("execution")),
         references=_references(root.sub("references")),
         competing=tuple(_decoration(r) for r in root.tables("competing")),

@@ -22,8 +22,11 @@ from tansaku.screening.properties import magnet_properties
 from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
 from tansaku.workflows.campaign import CampaignError, Ranking, parse_campaign, parse_ranking_table
+from tansaku.workflows.magnetism import MAGNETISM_INPUTS, magnetic_columns
+from tansaku.workflows.tasks import CALCULATION_ANISOTROPY
 
-RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged")
+RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged",
+                 *MAGNETISM_INPUTS)
 # objective -> the upper-bound column that stands in for it when the ranked calculator's moments are unsigned
 UPPER_BOUNDS = {"mu0_ms": "mu0_ms_upper", "bh_max": "bh_max_upper"}
 
@@ -74,9 +77,11 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
         raise RankingError(f"{path} holds no records")
     ok = cols["status"] == STATUS_OK
     chosen = choose_calculator(cols["calculator"], ok, calculator)
-    elements, counts = composition_matrix(*read_atom_numbers(path))
+    numbers, atom_start, natoms = read_atom_numbers(path)
+    elements, counts = composition_matrix(numbers, atom_start, natoms)
     unconverged = ok & ~cols["converged"].astype(bool)
-    on_hull_rows = ok & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
+    relaxation = cols["calculation"] != CALCULATION_ANISOTROPY  # K1 rows: no relaxation, not on the hull
+    on_hull_rows = ok & relaxation & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
     energies = np.where(on_hull_rows, cols["energy"], np.nan)
     entries = load_reference_entries(reference_entries) if reference_entries else None
     try:
@@ -87,15 +92,18 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     moments = moment_kinds(cols["calculator"])
     magmom_total = np.where(moments == MOMENTS_NONE, np.nan, cols["magmom_total"])
     site_moments, start, natoms = read_atom_column(path, "magmoms")
+    formula_units = np.gcd.reduce(counts.astype(np.int64), axis=1).clip(1).astype(float)
+    magnetism = magnetic_columns(path, cols, on_hull_rows, site_moments, start, natoms, numbers, formula_units)
     derived: dict[str, np.ndarray] = {
         "formation_energy": hull.formation_energy, "e_above_hull": hull.e_above_hull,
         "decomposition": np.asarray(hull.decomposition, dtype=str),
         **magnet_properties(elements, counts, cols["volume"], magmom_total, signed=moments == MOMENTS_SIGNED,
-                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms)),
+                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms), k1=magnetism["k1"]),
+        **magnetism,
         "magnetic_order": magnetic_orders(path, ok & (moments == MOMENTS_SIGNED), site_moments, start, natoms),
         "unconverged": unconverged,
     }
-    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
+    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE) & magnetism["ground_state"]
     spec, magnetisation = with_magnetisation_bounds(spec, derived, eligible, chosen, moment_semantics(chosen)[0])
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:

@@ -10,9 +10,13 @@ from ase import Atoms
 
 from tansaku.calculators import RelaxSettings, get_spec
 from tansaku.screening.candidate import Candidate
-from tansaku.screening.identity import canonical_structure_bytes, short_hash
+from tansaku.screening.identity import canonical_order, canonical_structure_bytes, short_hash
+from tansaku.screening.magnetic_configurations import MagneticConfiguration
 
 STAGE_RELAX = "relax"
+CALCULATION_RELAX = "relax"  # relax the structure (the default)
+CALCULATION_ANISOTROPY = "anisotropy"  # magnetocrystalline anisotropy K1 with spin-orbit (calculators.anisotropy)
+CALCULATIONS = (CALCULATION_RELAX, CALCULATION_ANISOTROPY)
 
 
 @dataclass
@@ -32,6 +36,11 @@ class Task:
     relax: RelaxSettings = field(default_factory=RelaxSettings)
     relax_cell: bool = True
     stage: str = STAGE_RELAX
+    # the named starting magnetic configuration (screening.magnetic_configurations: "fm", "re-anti", "ud:..."),
+    # "" for calculators that take no initial moments; its initial moments are in ``atoms``
+    configuration: str = ""
+    calculation: str = CALCULATION_RELAX  # what run_task computes (CALCULATIONS)
+    calculation_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. anisotropy k-spacings
 
 
 def calculator_identity(calculator: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,22 +49,41 @@ def calculator_identity(calculator: str, params: Mapping[str, Any]) -> dict[str,
 
 
 def task_id_for(atoms: Atoms, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
-                relax_cell: bool, stage: str) -> str:
-    """Hash of structure + calculator (name, parameters, package version) + stage settings."""
+                relax_cell: bool, stage: str, configuration: str = "", calculation: str = CALCULATION_RELAX,
+                calculation_params: Mapping[str, Any] | None = None) -> str:
+    """Hash of structure + calculator (name, parameters, package version) + stage settings.
+
+    A starting magnetic configuration other than FM adds its initial moments (μB, per atom in canonical
+    order) and name; FM (the default start) and no configuration hash as before configurations existed,
+    so results stored then are found again.  A calculation other than a relaxation adds its name and
+    parameters.
+    """
     settings = {**relax.as_dict(), "relax_cell": relax.relax_cell and relax_cell}
+    extra: list[Any] = []
+    if configuration not in ("", "fm"):
+        order = canonical_order(atoms)
+        extra += [configuration, [round(float(m), 3) for m in atoms.get_initial_magnetic_moments()[order]]]
+    if calculation != CALCULATION_RELAX:
+        extra += [calculation, dict(calculation_params or {})]
     return short_hash(canonical_structure_bytes(atoms), calculator, dict(params),
-                      get_spec(calculator).version(), settings, stage)
+                      get_spec(calculator).version(), settings, stage, *extra)
 
 
 def make_task(candidate: Candidate, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
-              stage: str = STAGE_RELAX) -> Task:
-    """The task that relaxes ``candidate``; molecules in a box keep their cell."""
+              stage: str = STAGE_RELAX, configuration: MagneticConfiguration | None = None) -> Task:
+    """The task that relaxes ``candidate`` (from ``configuration``'s initial moments when given);
+    molecules in a box keep their cell."""
     relax_cell = not candidate.atoms.info.get("molecule", False)
+    atoms, name = candidate.atoms, ""
+    if configuration is not None:
+        atoms, name = candidate.atoms.copy(), configuration.name
+        atoms.set_initial_magnetic_moments(configuration.magmoms)
     return Task(
-        task_id=task_id_for(candidate.atoms, calculator, params, relax, relax_cell, stage),
+        task_id=task_id_for(atoms, calculator, params, relax, relax_cell, stage, name),
         candidate_id=candidate.id, kind=candidate.kind, label=candidate.label, formula=candidate.formula,
-        prototype=candidate.prototype, parent=candidate.parent, atoms=candidate.atoms,
-        calculator=calculator, params=dict(params), relax=relax, relax_cell=relax_cell, stage=stage)
+        prototype=candidate.prototype, parent=candidate.parent, atoms=atoms,
+        calculator=calculator, params=dict(params), relax=relax, relax_cell=relax_cell, stage=stage,
+        configuration=name)
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -69,7 +97,8 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "task_id": task.task_id, "candidate_id": task.candidate_id, "kind": task.kind, "label": task.label,
         "formula": task.formula, "prototype": task.prototype, "parent": task.parent,
         "calculator": task.calculator, "params": dict(task.params), "relax": task.relax.as_dict(),
-        "relax_cell": task.relax_cell, "stage": task.stage,
+        "relax_cell": task.relax_cell, "stage": task.stage, "configuration": task.configuration,
+        "calculation": task.calculation, "calculation_params": dict(task.calculation_params),
         "atoms": {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
                   "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(),
                   "magmoms": None if magmoms is None else magmoms.tolist(), "info": plain_info(atoms.info)},
@@ -99,7 +128,9 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     return Task(task_id=data["task_id"], candidate_id=data["candidate_id"], kind=data["kind"], label=data["label"],
                 formula=data["formula"], prototype=data["prototype"], parent=data["parent"], atoms=atoms,
                 calculator=data["calculator"], params=dict(data["params"]), relax=RelaxSettings(**data["relax"]),
-                relax_cell=bool(data["relax_cell"]), stage=data["stage"])
+                relax_cell=bool(data["relax_cell"]), stage=data["stage"],
+                configuration=data.get("configuration", ""), calculation=data.get("calculation", CALCULATION_RELAX),
+                calculation_params=dict(data.get("calculation_params", {})))
 
 
 def tasks_equal(a: Task, b: Task) -> bool:
