@@ -69,10 +69,17 @@ def _start_magnitudes(atoms: Atoms) -> np.ndarray:
 def site_permutations(atoms: Atoms, symprec: float = 1e-3) -> np.ndarray:
     """(n_ops, natoms) permutations of the atoms under the cell's space-group operations (spglib):
     row k maps atom i to atom ``perm[k, i]``.  Only the identity if spglib finds no symmetry."""
+    import warnings
+
     import spglib
 
     cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    data = spglib.get_symmetry(cell, symprec=symprec)
+    with warnings.catch_warnings():  # spglib 2.x warns about its error-handling mode on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            data = spglib.get_symmetry(cell, symprec=symprec)
+        except Exception:  # noqa: BLE001 - spglib's new error mode raises where the old one returned None
+            data = None
     frac = atoms.get_scaled_positions()
     perms = []
     for rotation, translation in zip(data["rotations"], data["translations"]) if data else []:
