@@ -26,12 +26,12 @@ from tansaku.screening.magnetic_configurations import (
     magnetic_sites,
     site_permutations,
 )
-from tansaku.screening.prototypes import build, get_prototype
 from tansaku.screening.properties import k1_mj_m3, tc_mean_field
+from tansaku.screening.prototypes import build, get_prototype
+from tansaku.screening.rank import Objective, RankingSpec
 from tansaku.workflows.campaign import CampaignError, parse_campaign
 from tansaku.workflows.plan import make_plan
 from tansaku.workflows.ranking import compute_ranking
-from tansaku.screening.rank import Objective, RankingSpec
 from tansaku.workflows.tasks import make_task, task_from_dict, task_to_dict, tasks_equal
 
 
@@ -106,7 +106,7 @@ def test_enumeration_is_symmetry_reduced_and_complete():
 
 def test_enumeration_is_capped_and_skips_large_cells():
     configs = magnetic_configurations(fe4(), "enumerate", max_configurations=3)
-    assert [c.name for c in configs][0] == "fm" and len(configs) == 3
+    assert configs[0].name == "fm" and len(configs) == 3
     assert len({c.magmoms for c in configs}) == 3
     large = bulk("Fe", "bcc", a=2.83, cubic=True).repeat((2, 2, 2)).repeat((1, 1, 2))
     assert len(magnetic_sites(large)) > MAX_ENUMERATED_SITES

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from tansaku.screening.magnetic_configurations import MAGNETIC_ELEMENTS, flipped_bond_fraction
+from tansaku.screening.magnetic_configurations import (
+    MAGNETIC_ELEMENTS,
+    flipped_bond_fraction,
+)
 from tansaku.screening.properties import tc_mean_field
 from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, Task, task_id_for
 
@@ -135,11 +138,10 @@ def anisotropy_tasks(path: str | os.PathLike, top: int, settings: Mapping[str, A
     run ``rank`` first): each starts from the row's final structure and signed moments."""
     import json
 
-    from tansaku.results import open_for_reading, read_columns
+    from tansaku.results import open_for_reading, read_columns, read_table
     from tansaku.results.read import record_at
-    from tansaku.workflows.ranking import ranked_table
 
-    table = ranked_table(path)
+    table = read_table(path)
     if "rank" not in table:
         raise ValueError(f"{path}: not ranked yet (run `tansaku rank` first)")
     chosen = table[table["rank"] > 0].sort_values("rank").head(top)
