@@ -51,6 +51,8 @@ class Record:
     calculation: str = "relax"  # relax | anisotropy
     k1_fine: float = float("nan")  # MJ/m³, anisotropy tasks: K1 on the finer k-point mesh
     k1_coarse: float = float("nan")  # MJ/m³, on the coarser mesh
+    stage_name: str = ""  # funnel stage (campaign [campaign] stage / [[stages]] name); "" in stores before funnels
+    source_task_id: str = ""  # the previous funnel stage's task this one started from ("" in the first stage)
 
     @property
     def natoms(self) -> int:

@@ -76,7 +76,7 @@ STRING_COLUMNS: tuple[Column, ...] = (
     _s("prototype", 64, "structure prototype"),
     _s("parent", 128, "parent structure/candidate"),
     _s("calculator", 64, "calculator registry name"),
-    _s("stage", 32, "funnel stage"),
+    _s("stage", 32, "relaxation mode of the task (relax)"),
     _s("status", 8, "ok | failed"),
     _s("error", 512, "error message of a failed task (cut to 512 bytes, ending in …)", truncate=True),
     _s("worker", 128, "host:pid that ran the task"),
@@ -87,6 +87,10 @@ STRING_COLUMNS: tuple[Column, ...] = (
     _s("configuration", 64, "starting magnetic configuration: fm | re-anti | ud:<u/d per magnetic site>; empty "
        "for calculators without initial moments", truncate=True, optional=True),
     _s("calculation", 16, "what the task computed: relax (empty in older files) | anisotropy", optional=True),
+    _s("stage_name", 64, "funnel stage that produced the row ([campaign] stage or a [[stages]] name; empty in "
+       "stores written before funnels: the first stage)", optional=True),
+    _s("source_task_id", 96, "task id of the previous funnel stage's row this one started from (empty in the "
+       "first stage)", optional=True),
 )
 SCALAR_COLUMNS: tuple[Column, ...] = (
     _f("energy", "eV", "total energy of the final structure"),

@@ -103,10 +103,11 @@ def candidate_tasks(candidate: Candidate, campaign: Campaign) -> list[Task]:
     name, params = campaign.calculator.name, campaign.calculator.params
     spin = get_spec(name).uses_initial_magmoms and params.get("spin", True)
     if not spin:
-        return [make_task(candidate, name, params, campaign.relax)]
+        return [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name)]
     mode = campaign.magnetism.configurations if candidate.kind == KIND_CANDIDATE else "fm"
     configurations = magnetic_configurations(candidate.atoms, mode, campaign.magnetism.max_configurations)
-    tasks = [make_task(candidate, name, params, campaign.relax, configuration=c) for c in configurations]
+    tasks = [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name, configuration=c)
+             for c in configurations]
     tasks[0].atoms = candidate.atoms  # FM: the default start (relax.default_magmoms), as before configurations
     return tasks
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tansaku.screening.magnetic_order import magnetic_order
 from tansaku.screening.properties import magnet_properties
 from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
-from tansaku.workflows.campaign import CampaignError, Ranking, parse_campaign, parse_ranking_table
+from tansaku.workflows.campaign import Campaign, CampaignError, Ranking, parse_campaign, parse_ranking_table
 from tansaku.workflows.magnetism import MAGNETISM_INPUTS, magnetic_columns
 from tansaku.workflows.tasks import CALCULATION_ANISOTROPY
 
@@ -35,17 +36,24 @@ class RankingError(ValueError):
     """Results that cannot be ranked as asked (no records, ambiguous calculator, missing reference)."""
 
 
-def stored_ranking_settings(path: str | os.PathLike) -> tuple[Ranking, str | None]:
-    """The [ranking] settings and calculator of the campaign stored in the results file."""
+def stored_campaign(path: str | os.PathLike) -> Campaign | None:
+    """The campaign stored in the results file (None when there is none or it cannot be read)."""
     from tansaku.results import open_for_reading
 
     with open_for_reading(path) as f:
         text = f.attrs.get("campaign", "")
     if not text:
-        return Ranking(), None
+        return None
     try:
-        campaign = parse_campaign(text, source=f"{path} (stored campaign)")
+        return parse_campaign(text, source=f"{path} (stored campaign)")
     except CampaignError:
+        return None
+
+
+def stored_ranking_settings(path: str | os.PathLike) -> tuple[Ranking, str | None]:
+    """The [ranking] settings and calculator of the campaign stored in the results file."""
+    campaign = stored_campaign(path)
+    if campaign is None:
         return Ranking(), None
     return campaign.ranking, campaign.calculator.name
 
@@ -64,18 +72,21 @@ def choose_calculator(calculators: np.ndarray, ok: np.ndarray, wanted: str | Non
 
 
 def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str | None = None,
-                    reference_entries: Path | None = None,
-                    include_unconverged: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+                    reference_entries: Path | None = None, include_unconverged: bool = False,
+                    rows: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Derived columns (stability, properties, ranking) for every committed row, and their metadata.
 
     Policy: a relaxation that did not converge (``converged`` false: step limit reached) is neither put
     on the hull nor ranked unless ``include_unconverged``; the derived column ``unconverged`` flags
-    those rows and the metadata counts them, so a report can say what was left out.
+    those rows and the metadata counts them, so a report can say what was left out. ``rows`` (bool
+    mask, e.g. one funnel stage's rows) limits the hull and the ranking to those rows.
     """
     cols = read_columns(path, list(RECORD_INPUTS))
     if len(cols["task_id"]) == 0:
         raise RankingError(f"{path} holds no records")
     ok = cols["status"] == STATUS_OK
+    if rows is not None:
+        ok = ok & rows
     chosen = choose_calculator(cols["calculator"], ok, calculator)
     numbers, atom_start, natoms = read_atom_numbers(path)
     elements, counts = composition_matrix(numbers, atom_start, natoms)
@@ -173,11 +184,128 @@ def without_empty_objectives(spec: RankingSpec, columns: dict[str, np.ndarray],
     return dataclasses.replace(spec, objectives=kept), empty
 
 
-def rank_results(path: str | os.PathLike, ranking: Ranking | None = None, calculator: str | None = None) -> pd.DataFrame:
-    """Compute the ranking of a results file, store it as derived columns, return the ranked candidates."""
+def stage_of_rows(path: str | os.PathLike, campaign: Campaign) -> np.ndarray:
+    """The funnel stage of every committed row (rows written before funnels existed: the first stage)."""
+    names = np.asarray(read_columns(path, ["stage_name"])["stage_name"]).astype(str)
+    return np.where(names == "", campaign.stage_name, names)
+
+
+# record columns a selection filter may name besides the derived ones
+SELECTION_RECORD_COLUMNS = ("kind", "status", "converged", "label", "formula", "prototype", "calculator",
+                            "energy_per_atom", "volume", "magmom_total")
+
+
+def _fill_like(values: np.ndarray, n: int) -> np.ndarray:
+    a = np.asarray(values)
+    kind = a.dtype.kind
+    if kind == "f":
+        return np.full(n, np.nan, a.dtype)
+    if kind in "iu":
+        return np.full(n, -1, np.int64)
+    if kind == "b":
+        return np.zeros(n, bool)
+    return np.full(n, "", dtype=object)
+
+
+def rank_stages(path: str | os.PathLike, campaign: Campaign,
+                rankings: Mapping[str, Ranking] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Derived columns of a funnel's results: each stage ranked against its own rows only (its own
+    references, its own hull: never one hull across stages), then each later stage's ``select`` rule
+    applied to the previous stage's rows (derived ``selected`` and ``selection_reason``).
+
+    ``rankings`` (stage name -> Ranking) replaces a stage's ranking settings (default: the campaign's).
+    Stages without ok records yet are left out (their rows get no derived values). The attributes are
+    those of the last ranked stage (so single-stage readers keep working) plus ``stages``: JSON of
+    every stage's metadata (calculator, settings, ... or ``error``). RankingError when no stage ranks.
+    """
+    from tansaku.workflows.selection import select_rows
+
+    stage_names = stage_of_rows(path, campaign)
+    n = len(stage_names)
+    merged: dict[str, np.ndarray] = {}
+    metas: dict[str, dict[str, str]] = {}
+    ranked: list[str] = []
+    for stage in campaign.stages:
+        rows = stage_names == stage.name
+        ranking = (rankings or {}).get(stage.name, stage.ranking)
+        if not rows.any():
+            metas[stage.name] = {"error": "no records yet"}
+            continue
+        try:
+            derived, meta = compute_ranking(path, ranking.spec, stage.calculator.name, ranking.reference_entries,
+                                            include_unconverged=stage.single_point, rows=rows)
+        except RankingError as exc:
+            metas[stage.name] = {"error": str(exc)}
+            continue
+        for name, values in derived.items():
+            column = merged.setdefault(name, _fill_like(values, n))
+            column[rows] = np.asarray(values)[rows]
+        metas[stage.name] = {**meta, "stage": stage.name, "stage_rows": str(int(rows.sum()))}
+        ranked.append(stage.name)
+    if not ranked:
+        problems = "; ".join(f"{name}: {m['error']}" for name, m in metas.items())
+        raise RankingError(f"no stage could be ranked ({problems})")
+    columns = {**read_columns(path, list(SELECTION_RECORD_COLUMNS)), **merged}
+    composition = composition_matrix(*read_atom_numbers(path))
+    selected, reason = np.zeros(n, bool), np.full(n, "", dtype=object)
+    for previous, stage in zip(campaign.stages, campaign.stages[1:]):
+        if previous.name not in ranked:
+            continue
+        rows = stage_names == previous.name
+        try:
+            result = select_rows(columns, rows, stage.select, previous.single_point, composition, stage=stage.name)
+        except (KeyError, ValueError) as exc:
+            raise RankingError(f"stage {stage.name!r} select: {exc.args[0] if exc.args else exc}") from None
+        selected[rows], reason[rows] = result.selected[rows], result.reason[rows]
+        chosen = result.selected & rows
+        candidates = int((chosen & (np.asarray(columns["kind"]).astype(str) == KIND_CANDIDATE)).sum())
+        metas[previous.name]["selected_for"] = (f"{stage.name}: {candidates} candidates ({stage.select.describe()}) "
+                                                f"+ {int(chosen.sum()) - candidates} references carried")
+    merged["selected"], merged["selection_reason"] = selected, reason.astype(str)
+    merged = {name: (values.astype(str) if values.dtype == object else values) for name, values in merged.items()}
+    attrs = {**metas[ranked[-1]], "stages": json.dumps(metas)}
+    return merged, attrs
+
+
+def stage_metadata(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """Per-stage ranking metadata stored by ``rank_stages`` ({} for a single-stage ranking)."""
+    from tansaku.results.derived import derived_attrs
+
+    text = derived_attrs(path).get("stages", "")
+    return json.loads(text) if text else {}
+
+
+def rank_funnel(path: str | os.PathLike, campaign: Campaign, ranking: Ranking | None = None,
+                stage: str | None = None) -> pd.DataFrame:
+    """Rank every stage of a funnel's results and store the ranking; ``ranking`` (e.g. command-line
+    overrides) replaces the settings of ``stage`` (None: of every stage). Returns ``ranked_table``."""
+    if stage is not None:
+        try:
+            campaign.stage(stage)
+        except ValueError as exc:
+            raise RankingError(str(exc)) from None
+    rankings = {s.name: ranking for s in campaign.stages if stage in (None, s.name)} if ranking else None
+    derived, meta = rank_stages(path, campaign, rankings)
+    write_derived(path, derived, meta)
+    return ranked_table(path)
+
+
+def rank_results(path: str | os.PathLike, ranking: Ranking | None = None, calculator: str | None = None,
+                 stage: str | None = None, campaign: Campaign | None = None) -> pd.DataFrame:
+    """Compute the ranking of a results file, store it as derived columns, return the ranked candidates.
+
+    A funnel (the given or stored campaign has ``[[stages]]``) is ranked stage by stage (``rank_funnel``).
+    """
+    campaign = campaign or stored_campaign(path)
+    if campaign is not None and campaign.is_funnel:
+        return rank_funnel(path, campaign, ranking, stage)
+    if stage is not None:
+        raise RankingError(f"--stage {stage}: {path} holds a single-stage campaign")
     stored, stored_calculator = stored_ranking_settings(path)
     ranking = ranking or stored
-    derived, meta = compute_ranking(path, ranking.spec, calculator or stored_calculator, ranking.reference_entries)
+    single_point = campaign is not None and campaign.relax.steps == 0  # as a funnel's single-point stage
+    derived, meta = compute_ranking(path, ranking.spec, calculator or stored_calculator, ranking.reference_entries,
+                                    include_unconverged=single_point)
     write_derived(path, derived, meta)
     return ranked_table(path)
 
@@ -189,8 +317,13 @@ def ranked_table(path: str | os.PathLike) -> pd.DataFrame:
     table = read_table(path)
     if "rank" not in table:
         return table
+    return by_rank(table).reset_index(drop=True)
+
+
+def by_rank(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` ranked first (best rank first), then the unranked ones in their order."""
     order = np.where(table["rank"] > 0, table["rank"], np.iinfo(np.int64).max)
-    return table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    return table.iloc[np.argsort(order, kind="stable")]
 
 
 def ranking_with_overrides(stored: Ranking, objectives: list[str] | None, filters: list[str] | None,

@@ -35,7 +35,9 @@ def _base_record(task: Task, status: str) -> Record:
     return Record(
         task_id=task.task_id, candidate_id=task.candidate_id, kind=task.kind, label=task.label,
         formula=task.formula, prototype=task.prototype, parent=task.parent, calculator=task.calculator,
-        stage=task.stage, configuration=task.configuration, calculation=task.calculation, status=status, numbers=task.atoms.numbers.copy(),
+        stage=task.stage, stage_name=task.stage_name, source_task_id=task.source_task_id,
+        configuration=task.configuration, calculation=task.calculation, status=status,
+        numbers=task.atoms.numbers.copy(),
         positions=task.atoms.positions.copy(), cell=np.asarray(task.atoms.cell).copy(),
         pbc=task.atoms.pbc.copy(), worker=worker_name(), finished_at=time.time())
 

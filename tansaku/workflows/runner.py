@@ -155,9 +155,11 @@ def _count(summary: RunSummary, record: Record) -> None:
 
 def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
                  show_progress: bool = True) -> RunSummary:
-    """Plan (or reuse the saved plan) and run a campaign; re-running it resumes (stored tasks are skipped)."""
+    """Plan (or reuse the saved plan) and run a single-stage campaign; re-running it resumes (stored tasks
+    are skipped). A funnel ([[stages]]) is run by ``tansaku.workflows.funnel.run_funnel`` (ValueError here)."""
     from tansaku.workflows.planfile import ensure_plan
 
+    if campaign.is_funnel:
+        raise ValueError(f"{campaign.source}: a funnel ([[stages]]) runs with tansaku.workflows.funnel.run_funnel")
     plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
-

@@ -35,7 +35,9 @@ class Task:
     params: Mapping[str, Any] = field(default_factory=dict)
     relax: RelaxSettings = field(default_factory=RelaxSettings)
     relax_cell: bool = True
-    stage: str = STAGE_RELAX
+    stage: str = STAGE_RELAX  # the relaxation mode (not the funnel stage)
+    stage_name: str = ""  # the funnel stage (campaign.stages); "" = the first stage of a store written before funnels
+    source_task_id: str = ""  # the previous stage's task this one starts from ("" in the first stage)
     # the named starting magnetic configuration (screening.magnetic_configurations: "fm", "re-anti", "ud:..."),
     # "" for calculators that take no initial moments; its initial moments are in ``atoms``
     configuration: str = ""
@@ -69,10 +71,24 @@ def task_id_for(atoms: Atoms, calculator: str, params: Mapping[str, Any], relax:
                       get_spec(calculator).version(), settings, stage, *extra)
 
 
+def stage_task_id(source_task_id: str, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
+                  relax_cell: bool, stage: str, stage_name: str, *extra: Any) -> str:
+    """Task id of a later funnel stage: hash of the source task id + the stage's calculator (name,
+    parameters, package version), relaxation settings and stage name. Never the (relaxed, floating-point)
+    coordinates it starts from, so a resumed funnel finds its tasks again."""
+    settings = {**relax.as_dict(), "relax_cell": relax.relax_cell and relax_cell}
+    return short_hash("funnel-stage", source_task_id, calculator, dict(params), get_spec(calculator).version(),
+                      settings, stage, stage_name, *extra)
+
+
 def make_task(candidate: Candidate, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
-              stage: str = STAGE_RELAX, configuration: MagneticConfiguration | None = None) -> Task:
-    """The task that relaxes ``candidate`` (from ``configuration``'s initial moments when given);
-    molecules in a box keep their cell."""
+              stage: str = STAGE_RELAX, stage_name: str = "",
+              configuration: MagneticConfiguration | None = None) -> Task:
+    """The first-stage task that relaxes ``candidate`` (from ``configuration``'s initial moments when
+    given); molecules in a box keep their cell.
+
+    ``stage_name`` (the funnel stage) does not enter the task id: a single-stage campaign's ids are
+    those it had before funnels existed, and renaming the first stage recomputes nothing."""
     relax_cell = not candidate.atoms.info.get("molecule", False)
     atoms, name = candidate.atoms, ""
     if configuration is not None:
@@ -83,7 +99,33 @@ def make_task(candidate: Candidate, calculator: str, params: Mapping[str, Any], 
         candidate_id=candidate.id, kind=candidate.kind, label=candidate.label, formula=candidate.formula,
         prototype=candidate.prototype, parent=candidate.parent, atoms=atoms,
         calculator=calculator, params=dict(params), relax=relax, relax_cell=relax_cell, stage=stage,
-        configuration=name)
+        stage_name=stage_name, configuration=name)
+
+
+def next_stage_task(source: Task, atoms: Atoms, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
+                    stage_name: str, configuration: MagneticConfiguration | None = None,
+                    calculation: str = CALCULATION_RELAX, calculation_params: Mapping[str, Any] | None = None) -> Task:
+    """The task of funnel stage ``stage_name`` that continues ``source`` from ``atoms`` (its relaxed
+    structure): same candidate id, label and kind, ``source_task_id`` = the source's task id.
+
+    With ``configuration`` it starts from that configuration's moments (name in the task id; FM keeps
+    the id of a task without configurations); ``calculation`` other than a relaxation (anisotropy) adds
+    its name and parameters to the id."""
+    name = "" if configuration is None else configuration.name
+    if configuration is not None:
+        atoms = atoms.copy()
+        atoms.set_initial_magnetic_moments(configuration.magmoms)
+    extra: list[Any] = [name] if name not in ("", "fm") else []
+    if calculation != CALCULATION_RELAX:
+        extra += [calculation, dict(calculation_params or {})]
+    return Task(
+        task_id=stage_task_id(source.task_id, calculator, params, relax, source.relax_cell, source.stage, stage_name,
+                              *extra),
+        candidate_id=source.candidate_id, kind=source.kind, label=source.label, formula=source.formula,
+        prototype=source.prototype, parent=source.parent, atoms=atoms, calculator=calculator, params=dict(params),
+        relax=relax, relax_cell=source.relax_cell, stage=source.stage, stage_name=stage_name,
+        source_task_id=source.task_id, configuration=name or source.configuration, calculation=calculation,
+        calculation_params=dict(calculation_params or {}))
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -97,7 +139,8 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "task_id": task.task_id, "candidate_id": task.candidate_id, "kind": task.kind, "label": task.label,
         "formula": task.formula, "prototype": task.prototype, "parent": task.parent,
         "calculator": task.calculator, "params": dict(task.params), "relax": task.relax.as_dict(),
-        "relax_cell": task.relax_cell, "stage": task.stage, "configuration": task.configuration,
+        "relax_cell": task.relax_cell, "stage": task.stage, "stage_name": task.stage_name,
+        "source_task_id": task.source_task_id, "configuration": task.configuration,
         "calculation": task.calculation, "calculation_params": dict(task.calculation_params),
         "atoms": {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
                   "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(),
@@ -128,8 +171,9 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     return Task(task_id=data["task_id"], candidate_id=data["candidate_id"], kind=data["kind"], label=data["label"],
                 formula=data["formula"], prototype=data["prototype"], parent=data["parent"], atoms=atoms,
                 calculator=data["calculator"], params=dict(data["params"]), relax=RelaxSettings(**data["relax"]),
-                relax_cell=bool(data["relax_cell"]), stage=data["stage"],
-                configuration=data.get("configuration", ""), calculation=data.get("calculation", CALCULATION_RELAX),
+                relax_cell=bool(data["relax_cell"]), stage=data["stage"], stage_name=data.get("stage_name", ""),
+                source_task_id=data.get("source_task_id", ""), configuration=data.get("configuration", ""),
+                calculation=data.get("calculation", CALCULATION_RELAX),
                 calculation_params=dict(data.get("calculation_params", {})))
 
 
