@@ -610,13 +610,14 @@ def show(
         fields, atoms = read_record(results, record_id)
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
-    from tansaku.report.sources import source_of
+    from tansaku.report.sources import record_caveats, source_of
     from tansaku.results.derived import derived_attrs
     from tansaku.results.tables import settings_table
 
     fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
     table = Table(show_header=False)
-    for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
+    derived = _derived_values(results, fields["row"])
+    for key, value in {**fields, **derived}.items():
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
@@ -628,6 +629,8 @@ def show(
             break
     if source.caveat:
         table.add_row("caveat", source.caveat)
+    for line in record_caveats(fields, derived):
+        table.add_row("caveat", line)
     out.print(table)
     if cif:
         write(cif, atoms, format="cif")

@@ -29,7 +29,7 @@ from tansaku.screening.substitution import Occupation, Substitution, Variant
 
 # numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
 RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper", "bh_max", "bh_max_upper",
-                    "kappa", "mu0_ha", "moment_per_fu", "moment_per_tm",
+                    "kappa", "mu0_ha", "k1", "k1_mev_fu", "tc_mean_field", "delta_e_afm", "moment_per_fu", "moment_per_tm",
                     "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
                     "density", "energy_per_atom", "magmom_total", "volume")
 
@@ -122,6 +122,18 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class Magnetism:
+    """[magnetism]: which starting magnetic configurations each candidate is computed from (one task each;
+    screening.magnetic_configurations).  Only for calculators that take initial moments (DFT)."""
+
+    configurations: str = "fm"  # CONFIGURATION_MODES
+    max_configurations: int = 4  # per candidate, FM included
+
+
+STAGE_KINDS = ("relax", "anisotropy")  # what a stage computes: relaxations, or K1 of the previous stage's selection
+
+
+@dataclass(frozen=True)
 class Stage:
     """One stage of a funnel: its calculator, relaxation, executor, ranking and entry rule.
 
@@ -135,6 +147,9 @@ class Stage:
     execution: Execution
     ranking: Ranking
     select: Selection | None = None
+    magnetism: Magnetism = field(default_factory=Magnetism)  # starting magnetic configurations (DFT stages)
+    kind: str = "relax"  # STAGE_KINDS
+    anisotropy: Mapping[str, Any] = field(default_factory=dict)  # kind "anisotropy": kspacings, smearing
 
     @property
     def single_point(self) -> bool:
@@ -154,6 +169,7 @@ class Campaign:
     competing: tuple[Decoration, ...] = ()  # competing phases for the hull, relaxed like candidates
     ranking: Ranking = field(default_factory=Ranking)
     scheduler: Any = None  # workflows.machine.SchedulerSettings from [scheduler] (batch jobs); never in task ids
+    magnetism: Magnetism = field(default_factory=Magnetism)
     text: str = ""  # the campaign file as written, stored in the HDF5 file
     source: str = "<string>"
     stage_name: str = DEFAULT_STAGE  # [campaign] stage: the name of the first stage
@@ -162,7 +178,7 @@ class Campaign:
     @property
     def stages(self) -> tuple[Stage, ...]:
         """Every stage in order, the first built from the top-level tables."""
-        first = Stage(self.stage_name, self.calculator, self.relax, self.execution, self.ranking, None)
+        first = Stage(self.stage_name, self.calculator, self.relax, self.execution, self.ranking, None, self.magnetism)
         return (first, *self.later_stages)
 
     @property
@@ -182,7 +198,7 @@ class Campaign:
         top level (what the runner, workers and ranking of that stage read)."""
         stage = self.stage(name)
         return dataclasses.replace(self, calculator=stage.calculator, relax=stage.relax,
-                                   execution=stage.execution, ranking=stage.ranking)
+                                   execution=stage.execution, ranking=stage.ranking, magnetism=stage.magnetism)
 
 
 def _element(reader: _Reader, key: str, value: Any) -> str:
@@ -301,6 +317,21 @@ def _calculator(reader: _Reader) -> CalculatorChoice:
     return CalculatorChoice(name=name, params=params, runtime=_runtime(reader.sub("runtime")))
 
 
+def parse_magnetism(reader: _Reader, calculator: str) -> Magnetism:
+    """[magnetism] (or a stage's ``magnetism`` table), checked against the calculator that will use it."""
+    from tansaku.screening.magnetic_configurations import CONFIGURATION_MODES
+
+    reader.check_keys({"configurations", "max_configurations"})
+    mode = reader.choice("configurations", CONFIGURATION_MODES, default="fm")
+    cap = reader.get("max_configurations", int, default=4)
+    if cap < 1:
+        raise reader.fail(reader.key("max_configurations"), f"must be >= 1, got {cap}")
+    if mode != "fm" and not get_spec(calculator).uses_initial_magmoms:
+        raise reader.fail(reader.key("configurations"), f"calculator {calculator!r} takes no initial magnetic "
+                                                        f"moments, so only \"fm\" applies (use a DFT calculator)")
+    return Magnetism(mode, cap)
+
+
 def _relax(reader: _Reader) -> RelaxSettings:
     reader.check_keys({"optimizer", "fmax", "steps", "relax_cell"})
     optimizer = reader.choice("optimizer", list(OPTIMIZERS), default="FIRE")
@@ -414,7 +445,7 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         raise CampaignError(f"{source}: invalid TOML: {exc}") from None
     root = _Reader(data, "", source)
     root.check_keys({"campaign", "prototypes", "competing", "calculator", "relax", "execution", "references",
-                     "ranking", "scheduler", "stages"})
+                     "ranking", "scheduler", "magnetism", "stages"})
     meta = root.sub("campaign", required=True)
     meta.check_keys({"name", "output", "stage"})
     name = meta.get("name", str, required=True)
@@ -426,9 +457,10 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         raise root.fail("prototypes", "at least one [[prototypes]] table is required")
     execution, ranking = _execution(root.sub("execution")), _ranking(root.sub("ranking"))
     first = _stage_name(meta, "stage", DEFAULT_STAGE)
+    calculator = _calculator(root.sub("calculator", required=True))
     return Campaign(
-        name=name, output=output, decorations=decorations,
-        calculator=_calculator(root.sub("calculator", required=True)),
+        name=name, output=output, decorations=decorations, calculator=calculator,
+        magnetism=parse_magnetism(root.sub("magnetism"), calculator.name),
         relax=_relax(root.sub("relax")), execution=execution,
         references=_references(root.sub("references")),
         competing=tuple(_decoration(r) for r in root.tables("competing")),
@@ -449,19 +481,39 @@ def _stages(root: _Reader, first: str, ranking: Ranking) -> tuple[Stage, ...]:
     base_execution = root.get("execution", dict, default={})
     names, stages = [first], []
     for reader in root.tables("stages"):
-        reader.check_keys({"name", "calculator", "relax", "execution", "ranking", "select"})
+        reader.check_keys({"name", "calculator", "relax", "execution", "ranking", "select", "magnetism", "kind",
+                           "anisotropy"})
         name = _stage_name(reader, "name")
         if name in names:
             raise reader.fail(reader.key("name"), f"stage name {name!r} is used twice (stages: {', '.join(names)})")
         names.append(name)
         overrides = reader.get("execution", dict, default={})
         execution = _execution(_Reader({**base_execution, **overrides}, reader.key("execution"), reader.source))
+        calculator = _calculator(reader.sub("calculator", required=True))
+        kind = reader.choice("kind", STAGE_KINDS, default="relax")
         stages.append(Stage(
-            name=name, calculator=_calculator(reader.sub("calculator", required=True)),
+            name=name, calculator=calculator,
             relax=_relax(reader.sub("relax")), execution=execution,
             ranking=_ranking(reader.sub("ranking")) if "ranking" in reader.table else ranking,
-            select=_selection(reader.sub("select", required=True))))
+            select=_selection(reader.sub("select", required=True)),
+            magnetism=parse_magnetism(reader.sub("magnetism"), calculator.name), kind=kind,
+            anisotropy=_anisotropy(reader, kind, calculator.name)))
     return tuple(stages)
+
+
+def _anisotropy(reader: _Reader, kind: str, calculator: str) -> dict[str, Any]:
+    """A stage's ``anisotropy`` settings (kind "anisotropy" only), checked by calculators.anisotropy."""
+    from tansaku.calculators.anisotropy import check_settings
+
+    table = reader.get("anisotropy", dict, default=None)
+    if kind != "anisotropy":
+        if table is not None:
+            raise reader.fail(reader.key("anisotropy"), "only a stage of kind \"anisotropy\" takes these settings")
+        return {}
+    try:
+        return check_settings(calculator, table or {})
+    except (CalculatorConfigError, TypeError, ValueError) as exc:
+        raise reader.fail(reader.key("anisotropy"), str(exc)) from None
 
 
 def _selection(reader: _Reader) -> Selection:
