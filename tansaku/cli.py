@@ -126,8 +126,8 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
     except StoreError as exc:
         raise _fail(str(exc)) from None
     rate = summary.records_per_second_written
-    err.print(f"{summary.already_stored} already stored, ran {summary.ran}: {summary.ok} ok, {summary.failed} failed "
-              f"in {summary.wall_seconds:.1f} s; wrote {summary.records_written} records "
+    err.print(f"{summary.already_stored} already stored, ran {summary.ran}: {summary.ok} ok, {summary.failed} failed, "
+              f"{summary.unconverged} not converged (step limit reached; left off the hull and the ranking) in {summary.wall_seconds:.1f} s; wrote {summary.records_written} records "
               f"({rate:.0f} records/s while writing) to {campaign.output}", highlight=False)
     for line in summary.failures[:10]:
         err.print(f"  failed: {line}", highlight=False)
@@ -183,6 +183,9 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     skipped = derived_attrs(results).get("skipped_objectives", "")
     if skipped:
         err.print(f"objectives without values skipped: {skipped}", highlight=False)
+    unconverged = derived_attrs(results).get("unconverged", "")
+    if unconverged and not unconverged.startswith("0 "):
+        err.print(unconverged, highlight=False)
     magnetisation = derived_attrs(results).get("magnetisation", "")
     if magnetisation:
         err.print(f"magnetisation used: {magnetisation}", highlight=False)
@@ -300,7 +303,8 @@ def worker(
         raise _fail(str(exc)) from None
     why = " (stopped by SIGTERM)" if summary.terminated else " (deadline near)" if summary.held_back else ""
     err.print(f"worker {shard}: {summary.listed} tasks listed, {summary.already_stored} already in the shard, "
-              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed; {summary.held_back} not run{why}; "
+              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed, {summary.unconverged} not converged; "
+              f"{summary.held_back} not run{why}; "
               f"{summary.wall_seconds:.1f} s", highlight=False)
 
 
@@ -513,6 +517,10 @@ def show(
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
+    if fields.get("status") == "ok" and not fields.get("converged", True):
+        table.add_row("note", f"NOT CONVERGED: the relaxation stopped at its step limit ({fields.get('steps')} steps, "
+                              f"fmax {_format(fields.get('fmax'), 3)} eV/Å); not a result: left off the hull and "
+                              f"the ranking")
     if source.caveat:
         table.add_row("caveat", source.caveat)
     out.print(table)

@@ -32,6 +32,7 @@ class RunSummary:
     ran: int = 0
     ok: int = 0
     failed: int = 0
+    unconverged: int = 0  # ok records whose relaxation hit its step limit (kept off the hull and the ranking)
     records_written: int = 0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -82,7 +83,7 @@ class _BatchWriter:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(),  # the name is text, not markup
         TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed, "
                    "{task.fields[rate]:.1f} tasks/min"), TimeElapsedColumn(),
         console=console, transient=False)
@@ -148,6 +149,7 @@ def _count(summary: RunSummary, record: Record) -> None:
     summary.ran += 1
     if record.status == STATUS_OK:
         summary.ok += 1
+        summary.unconverged += not record.converged
     else:
         summary.failed += 1
         summary.failures.append(f"{record.task_id} {record.label}: {record.error}")
