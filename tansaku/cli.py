@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -84,7 +83,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
     from tansaku.hpc import mpi
     from tansaku.workflows.campaign import CampaignError
     from tansaku.workflows.executors import mpi_worker
-    from tansaku.workflows.run_task import run_task
+    from tansaku.workflows.sandbox import task_runner
     from tansaku.workflows.plan import UnsupportedElementsError
 
     try:
@@ -94,7 +93,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
     if size < 2:
         raise _fail("--executor mpi needs at least 2 MPI ranks (rank 0 coordinates): mpiexec -n N, N >= 2")
     if rank != 0:
-        mpi_worker(functools.partial(run_task, runtime=campaign.calculator.runtime),
+        mpi_worker(task_runner(campaign),
                    threads_per_task=int(campaign.execution.options.get("threads_per_task", 1)))
         return
     try:

@@ -20,6 +20,7 @@ from tansaku.calculators.relax import OPTIMIZERS
 from tansaku.filters import ELEMENTS, Filter, FilterError, parse_filter, unknown_column_error
 from tansaku.workflows.machine import parse_scheduler
 from tansaku.workflows.reader import CampaignError, _Reader  # noqa: F401  (CampaignError: re-exported)
+from tansaku.workflows.sandbox import DEFAULT_TASK_TIMEOUT, FAILURE_KINDS, RetryPolicy
 from tansaku.screening.generate import Decoration
 from tansaku.screening.prototypes import get_prototype
 from tansaku.screening.rank import DEFAULT_OBJECTIVES, Objective, RankingSpec
@@ -47,6 +48,8 @@ class Execution:
     options: Mapping[str, Any] = field(default_factory=dict)  # the executor's options, defaults filled in
     batch_size: int = 32  # records per HDF5 append
     flush_seconds: float = 5.0  # longest time a finished record waits in memory
+    task_timeout: float = DEFAULT_TASK_TIMEOUT  # s per task, a killable sandbox (workflows/sandbox.py); 0 = none
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # which failed tasks run again, how often
 
     @property
     def workers(self) -> int:
@@ -61,6 +64,7 @@ class Execution:
         """This execution with other values (e.g. ``executor="pool", workers=4``; None = keep), validated
         like the campaign file; options the new executor does not have are dropped."""
         table = {"executor": self.executor, "batch_size": self.batch_size, "flush_seconds": self.flush_seconds,
+                 "task_timeout": self.task_timeout, "retry": {"max": self.retry.max, "on": list(self.retry.on)},
                  **self.options}
         table.update({k: v for k, v in overrides.items() if v is not None})
         from tansaku.workflows.executors import get_executor_spec
@@ -233,7 +237,21 @@ def _relax(reader: _Reader) -> RelaxSettings:
                          relax_cell=reader.get("relax_cell", bool, default=True))
 
 
-EXECUTION_KEYS = ("executor", "batch_size", "flush_seconds")  # every executor; the rest are the executor's own
+EXECUTION_KEYS = ("executor", "batch_size", "flush_seconds", "task_timeout", "retry")  # every executor's keys
+
+
+def _retry(reader: _Reader) -> RetryPolicy:
+    reader.check_keys({"max", "on"})
+    default = RetryPolicy()
+    count = reader.get("max", int, default=default.max)
+    if count < 0:
+        raise reader.fail(reader.key("max"), f"must be >= 0, got {count}")
+    kinds = reader.get("on", list, default=list(default.on))
+    for i, kind in enumerate(kinds):
+        if kind not in FAILURE_KINDS:
+            raise reader.fail(f"{reader.key('on')}[{i}]", f"unknown failure kind {kind!r}; choose from "
+                                                          f"{', '.join(FAILURE_KINDS)}")
+    return RetryPolicy(max=count, on=tuple(kinds))
 
 
 def _execution(reader: _Reader) -> Execution:
@@ -254,13 +272,17 @@ def _execution(reader: _Reader) -> Execution:
         raise reader.fail(reader.key("batch_size"), f"must be >= 1, got {batch_size}")
     if flush_seconds < 0:
         raise reader.fail(reader.key("flush_seconds"), f"must be >= 0, got {flush_seconds}")
+    task_timeout = reader.get("task_timeout", float, default=DEFAULT_TASK_TIMEOUT)
+    if task_timeout < 0:
+        raise reader.fail(reader.key("task_timeout"), f"must be >= 0 s (0: no timeout), got {task_timeout}")
     options = {}
     for option in spec.options:
         value = reader.get(option.name, option.kind, default=option.default)
         if option.minimum is not None and value < option.minimum:
             raise reader.fail(reader.key(option.name), f"must be >= {option.minimum:g}, got {value}")
         options[option.name] = value
-    return Execution(executor=executor, options=options, batch_size=batch_size, flush_seconds=flush_seconds)
+    return Execution(executor=executor, options=options, batch_size=batch_size, flush_seconds=flush_seconds,
+                     task_timeout=task_timeout, retry=_retry(reader.sub("retry")))
 
 
 def _references(reader: _Reader) -> References:

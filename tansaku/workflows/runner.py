@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.workflows.campaign import Campaign, Execution
 from tansaku.workflows.executors import Executor, make_executor
 from tansaku.workflows.plan import Plan
-from tansaku.workflows.run_task import run_task
+from tansaku.workflows.sandbox import task_runner
 from tansaku.workflows.tasks import Task
 
 
@@ -103,7 +102,7 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
         summary.already_stored = len(plan.tasks) - len(todo)
         if todo:
             executor = executor or make_executor(campaign.execution.executor, campaign.execution.options,
-                                                 functools.partial(run_task, runtime=campaign.calculator.runtime),
+                                                 task_runner(campaign),
                                                  scheduler=campaign.scheduler)
             store_records(store, executor, todo, summary, campaign.execution, campaign.name, console, show_progress,
                           start=start)
