@@ -303,9 +303,10 @@ def _serve() -> None:
             return
         task, runtime, spec = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
         if spec is not None:
-            from tansaku.calculators.registry import register
+            from tansaku.calculators import registry
 
-            register(pickle.loads(spec))
+            registry.register(pickle.loads(spec))
+            registry._cached.cache_clear()  # a calculator of that name built before is not this one
         record = _run_in_process(task, runtime)
         payload = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
         replies.write(_HEADER.pack(len(payload)) + payload)
