@@ -21,7 +21,7 @@ from tansaku.filters import ELEMENTS, Filter, FilterError, parse_filter, unknown
 from tansaku.workflows.machine import parse_scheduler
 from tansaku.workflows.reader import CampaignError, _Reader  # noqa: F401  (CampaignError: re-exported)
 from tansaku.workflows.sandbox import DEFAULT_TASK_TIMEOUT, FAILURE_KINDS, RetryPolicy
-from tansaku.screening.generate import Decoration
+from tansaku.screening.generate import MAX_ATOMS, Decoration
 from tansaku.screening.prototypes import get_prototype
 from tansaku.screening.rank import DEFAULT_OBJECTIVES, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
@@ -156,7 +156,7 @@ def _variant(reader: _Reader, prototype_name: str) -> Variant:
 
 def _decoration(reader: _Reader) -> Decoration:
     reader.check_keys({"prototype", "sites", "cellpar", "supercell", "primitive", "variants", "include_parent",
-                       "distinct_elements", "max_orderings"})
+                       "distinct_elements", "max_orderings", "max_atoms"})
     name = reader.get("prototype", str, required=True)
     try:
         prototype = get_prototype(name)
@@ -178,12 +178,17 @@ def _decoration(reader: _Reader) -> Decoration:
     if len(supercell) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in supercell):
         raise reader.fail(reader.key("supercell"), f"expected three positive integers, got {supercell!r}")
     max_orderings = reader.get("max_orderings", int, default=200_000)
+    max_atoms = reader.get("max_atoms", int, default=MAX_ATOMS)
+    for key, value in (("max_orderings", max_orderings), ("max_atoms", max_atoms)):
+        if value < 1:
+            raise reader.fail(reader.key(key), f"must be >= 1, got {value}")
     variants = tuple(_variant(v, prototype.name) for v in reader.tables("variants"))
     return Decoration(
         prototype=prototype.name, sites=sites, cellpar=tuple(float(v) for v in cellpar) if cellpar else None,
         supercell=tuple(supercell), variants=variants, primitive=reader.get("primitive", bool, default=False),
         include_parent=reader.get("include_parent", bool, default=True),
-        distinct_elements=reader.get("distinct_elements", bool, default=False), max_orderings=max_orderings)
+        distinct_elements=reader.get("distinct_elements", bool, default=False), max_orderings=max_orderings,
+        max_atoms=max_atoms)
 
 
 def _argv(reader: _Reader, name: str) -> tuple[str, ...]:
