@@ -36,6 +36,7 @@ elements = "none"
 prototype = "fcc"
 sites = {{ "4a" = "Cu" }}
 cellpar = [0.5, 0.5, 0.5, 90, 90, 90]   # 0.5 Å: the neighbour search never ends
+min_distance = 0                        # (the campaign check would refuse it before any work)
 [[prototypes]]
 prototype = "fcc"
 sites = {{ "4a" = "Ni" }}

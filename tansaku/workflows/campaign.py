@@ -5,6 +5,7 @@ Every error names the file, the key (e.g. ``prototypes[0].variants[1].substitute
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from tansaku.filters import ELEMENTS, Filter, FilterError, parse_filter, unknown
 from tansaku.workflows.machine import parse_scheduler
 from tansaku.workflows.reader import CampaignError, _Reader  # noqa: F401  (CampaignError: re-exported)
 from tansaku.workflows.sandbox import DEFAULT_TASK_TIMEOUT, FAILURE_KINDS, RetryPolicy
-from tansaku.screening.generate import MAX_ATOMS, Decoration
+from tansaku.screening.generate import MAX_ATOMS, MIN_DISTANCE, Decoration
 from tansaku.screening.prototypes import get_prototype
 from tansaku.screening.rank import DEFAULT_OBJECTIVES, Objective, RankingSpec
 from tansaku.screening.substitution import Occupation, Substitution, Variant
@@ -154,9 +155,29 @@ def _variant(reader: _Reader, prototype_name: str) -> Variant:
     return Variant(tuple(substitutions))
 
 
+def _cellpar(reader: _Reader) -> list[float] | None:
+    """[a, b, c, alpha, beta, gamma] (Å, degrees) that make a cell: positive lengths, angles that close."""
+    cellpar = reader.get("cellpar", list, default=None)
+    key = reader.key("cellpar")
+    if cellpar is None:
+        return None
+    if len(cellpar) != 6 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in cellpar):
+        raise reader.fail(key, f"expected [a, b, c, alpha, beta, gamma], got {cellpar!r}")
+    if not all(math.isfinite(v) for v in cellpar):
+        raise reader.fail(key, f"expected finite numbers, got {cellpar!r}")
+    lengths, angles = cellpar[:3], cellpar[3:]
+    if min(lengths) <= 0:
+        raise reader.fail(key, f"lengths a, b, c must be > 0 Å, got {lengths}")
+    # three angles make a cell when each is in (0, 180), their sum < 360 and each < the sum of the others
+    if min(angles) <= 0 or max(angles) >= 180 or sum(angles) >= 360 or 2 * max(angles) >= sum(angles):
+        raise reader.fail(key, f"angles alpha, beta, gamma = {angles} degrees do not make a cell (each in "
+                               f"(0, 180), sum < 360, each < the sum of the other two)")
+    return cellpar
+
+
 def _decoration(reader: _Reader) -> Decoration:
     reader.check_keys({"prototype", "sites", "cellpar", "supercell", "primitive", "variants", "include_parent",
-                       "distinct_elements", "max_orderings", "max_atoms"})
+                       "distinct_elements", "max_orderings", "max_atoms", "min_distance"})
     name = reader.get("prototype", str, required=True)
     try:
         prototype = get_prototype(name)
@@ -170,10 +191,10 @@ def _decoration(reader: _Reader) -> Decoration:
             raise reader.fail(key, f"unknown site {label!r} of {prototype.name}; "
                                    f"its sites: {', '.join(s.label for s in prototype.sites)}")
         choices = value if isinstance(value, list) else [value]
+        if not choices:
+            raise reader.fail(key, "expected an element or a list of at least one element, got []")
         sites[label] = tuple(_element(reader, key, v) for v in choices)
-    cellpar = reader.get("cellpar", list, default=None)
-    if cellpar is not None and (len(cellpar) != 6 or not all(isinstance(v, int | float) for v in cellpar)):
-        raise reader.fail(reader.key("cellpar"), f"expected [a, b, c, alpha, beta, gamma], got {cellpar!r}")
+    cellpar = _cellpar(reader)
     supercell = reader.get("supercell", list, default=[1, 1, 1])
     if len(supercell) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in supercell):
         raise reader.fail(reader.key("supercell"), f"expected three positive integers, got {supercell!r}")
@@ -182,13 +203,16 @@ def _decoration(reader: _Reader) -> Decoration:
     for key, value in (("max_orderings", max_orderings), ("max_atoms", max_atoms)):
         if value < 1:
             raise reader.fail(reader.key(key), f"must be >= 1, got {value}")
+    min_distance = reader.get("min_distance", float, default=MIN_DISTANCE)
+    if min_distance < 0:
+        raise reader.fail(reader.key("min_distance"), f"must be >= 0 Å, got {min_distance}")
     variants = tuple(_variant(v, prototype.name) for v in reader.tables("variants"))
     return Decoration(
         prototype=prototype.name, sites=sites, cellpar=tuple(float(v) for v in cellpar) if cellpar else None,
         supercell=tuple(supercell), variants=variants, primitive=reader.get("primitive", bool, default=False),
         include_parent=reader.get("include_parent", bool, default=True),
         distinct_elements=reader.get("distinct_elements", bool, default=False), max_orderings=max_orderings,
-        max_atoms=max_atoms)
+        max_atoms=max_atoms, min_distance=min_distance)
 
 
 def _argv(reader: _Reader, name: str) -> tuple[str, ...]:
@@ -236,11 +260,14 @@ def _relax(reader: _Reader) -> RelaxSettings:
     if fmax <= 0:
         raise reader.fail(reader.key("fmax"), f"must be > 0, got {fmax}")
     steps = reader.get("steps", int, default=300)
-    if steps < 0:
-        raise reader.fail(reader.key("steps"), f"must be >= 0, got {steps}")
+    if not 0 <= steps <= MAX_STEPS:
+        raise reader.fail(reader.key("steps"), f"must be >= 0 and <= {MAX_STEPS:,}, got {steps:,}")
     return RelaxSettings(optimizer=optimizer, fmax=fmax, steps=steps,
                          relax_cell=reader.get("relax_cell", bool, default=True))
 
+
+MAX_STEPS = 1_000_000  # relaxation steps of one task
+MAX_BATCH = 1_000_000  # records per HDF5 append
 
 EXECUTION_KEYS = ("executor", "batch_size", "flush_seconds", "task_timeout", "retry")  # every executor's keys
 
@@ -273,8 +300,8 @@ def _execution(reader: _Reader) -> Execution:
                                                 f" (other executors: {', '.join(sorted(known - set(spec.option_names()) - set(EXECUTION_KEYS)))})")
     batch_size = reader.get("batch_size", int, default=32)
     flush_seconds = reader.get("flush_seconds", float, default=5.0)
-    if batch_size < 1:
-        raise reader.fail(reader.key("batch_size"), f"must be >= 1, got {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise reader.fail(reader.key("batch_size"), f"must be >= 1 and <= {MAX_BATCH:,}, got {batch_size:,}")
     if flush_seconds < 0:
         raise reader.fail(reader.key("flush_seconds"), f"must be >= 0, got {flush_seconds}")
     task_timeout = reader.get("task_timeout", float, default=DEFAULT_TASK_TIMEOUT)
@@ -285,6 +312,8 @@ def _execution(reader: _Reader) -> Execution:
         value = reader.get(option.name, option.kind, default=option.default)
         if option.minimum is not None and value < option.minimum:
             raise reader.fail(reader.key(option.name), f"must be >= {option.minimum:g}, got {value}")
+        if option.maximum is not None and value > option.maximum:
+            raise reader.fail(reader.key(option.name), f"must be <= {option.maximum:g}, got {value:,}")
         options[option.name] = value
     return Execution(executor=executor, options=options, batch_size=batch_size, flush_seconds=flush_seconds,
                      task_timeout=task_timeout, retry=_retry(reader.sub("retry")))
@@ -333,8 +362,8 @@ def _ranking(reader: _Reader) -> Ranking:
         key = reader.key(f"weights.{column}")
         if column not in directions:
             raise reader.fail(key, f"{column!r} is not one of the objectives ({', '.join(directions)})")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise reader.fail(key, f"expected a number >= 0, got {weight!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise reader.fail(key, f"expected a finite number >= 0, got {weight!r}")
     objectives = [Objective(o.column, o.direction, float(weights.get(o.column, 1.0))) for o in objectives]
     filters = [_criterion(reader, f"{reader.key('filters')}[{i}]", text)
                for i, text in enumerate(reader.get("filters", list, default=[]))]
@@ -350,6 +379,62 @@ def parse_ranking_table(table: Mapping[str, Any], source: str) -> Ranking:
     return _ranking(_Reader(table, "ranking", source))
 
 
+def _output_path(reader: _Reader, text: str) -> Path:
+    """The output path as written: not empty, no NUL byte, no name longer than the file system takes."""
+    key = reader.key("output")
+    if not text.strip():
+        raise reader.fail(key, "must not be empty")
+    if "\0" in text:
+        raise reader.fail(key, f"contains a NUL byte: {text!r}")
+    try:
+        limit = os.pathconf("/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in Path(text).parts:
+        if len(part.encode()) > limit:
+            raise reader.fail(key, f"file name too long ({len(part.encode())} bytes; at most {limit}): {part[:40]}...")
+    return Path(text)
+
+
+def check_output(output: Path, campaign_file: Path | None, source: str, key: str = "campaign.output") -> None:
+    """Refuse an output path the run could not or must not write, before any work: a directory, the
+    campaign file itself, a file that is not a tansaku results file, a folder that cannot be written."""
+    from tansaku.results import StoreError, open_for_reading
+
+    def fail(problem: str) -> CampaignError:
+        return CampaignError(f"{source}: {key}: {output}: {problem}")
+
+    if output.is_dir():
+        raise fail("is a directory; name a file such as results.h5")
+    if campaign_file is not None and output.exists() and output.resolve() == Path(campaign_file).resolve():
+        raise fail("is the campaign file itself; name another file for the results")
+    if output.exists():
+        try:
+            with open(output, "rb") as fh:
+                signature = fh.read(8)
+        except OSError as exc:
+            raise fail(f"cannot be read: {exc.strerror}") from None
+        if signature != b"\x89HDF\r\n\x1a\n" and output.stat().st_size:
+            raise CampaignError(f"{source}: {key}: {output} is not an HDF5 file (refusing to overwrite it)")
+        if output.stat().st_size:
+            try:
+                open_for_reading(output).close()
+            except StoreError as exc:
+                raise CampaignError(f"{source}: {key}: {exc} (refusing to write into it)") from None
+        return
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tansaku-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise fail(f"cannot be created in {folder}: {exc.strerror}") from None
+
+
 def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = None) -> Campaign:
     """Validate campaign TOML text; relative output paths are taken from ``base_dir``."""
     try:
@@ -362,7 +447,9 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
     meta = root.sub("campaign", required=True)
     meta.check_keys({"name", "output"})
     name = meta.get("name", str, required=True)
-    output = Path(meta.get("output", str, default=f"{name}.h5"))
+    if not name.strip():
+        raise meta.fail(meta.key("name"), "must not be empty")
+    output = _output_path(meta, meta.get("output", str, default=f"{name}.h5"))
     if not output.is_absolute():
         output = (base_dir or Path.cwd()) / output
     decorations = tuple(_decoration(r) for r in root.tables("prototypes"))
@@ -393,7 +480,14 @@ def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; a relative output path is relative to the working directory."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
-    return parse_campaign(text, source=str(path))
+    except UnicodeDecodeError as exc:
+        raise CampaignError(f"{path}: not a campaign file: not UTF-8 text (byte {exc.start})") from None
+    campaign = parse_campaign(text, source=str(path))
+    entries = campaign.ranking.reference_entries
+    if entries is not None and not entries.is_file():
+        raise CampaignError(f"{path}: ranking.reference_entries: {entries}: no such file")
+    check_output(campaign.output, path, str(path))
+    return campaign
