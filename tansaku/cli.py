@@ -61,10 +61,16 @@ def run(
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.plan import UnsupportedElementsError
 
+    from tansaku.workflows.campaign import check_output
+
+    if workers is not None and workers < 0:
+        raise _fail(f"--workers: must be >= 0 (0: one per core), got {workers}")
     try:
-        campaign = load_campaign(campaign_file)
+        campaign = load_campaign(campaign_file, check=output is None)
         execution = campaign.execution.with_overrides(executor=executor, workers=workers)
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
+        check_output(campaign.output, campaign_file, "command line" if output else str(campaign_file),
+                     key="--output" if output else "campaign.output")
     except (CampaignError, CalculatorConfigError) as exc:
         raise _fail(str(exc)) from None
     if campaign.execution.executor == "mpi" and not dry_run:
@@ -173,7 +179,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
 
     try:
         table = rank_results(results, ranking=ranking, calculator=calculator)
-    except (RankingError, StoreError, OSError) as exc:
+    except (RankingError, StoreError, OSError, ValueError) as exc:  # ValueError: a bad reference-entries file
         if strict:
             raise _fail(f"{results}: {exc}") from None
         err.print(f"[yellow]ranking skipped:[/] {escape(str(exc))}", highlight=False, markup=True)
@@ -253,6 +259,8 @@ def status(
         if target.suffix == ".toml":
             _print_jobs(campaign)
         if not results.exists():
+            if target.suffix != ".toml":
+                raise OSError(f"no such file: {results}")
             out.print(f"{results}: no results yet", highlight=False)
             return
         table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged"])
@@ -286,16 +294,25 @@ def worker(
     Tasks already in the shard are skipped. SIGTERM, or the deadline, stops it cleanly: records of
     finished tasks are kept, and it exits 0.
     """
+    import math
+
     from tansaku.results import StoreError
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.planfile import PlanError, check_plan, read_task_ids
+
+    if workers < 0:
+        raise _fail(f"--workers: must be >= 0 (0: run in this process), got {workers}")
+    for option, value in (("--deadline", deadline), ("--task-seconds", task_seconds), ("--margin", margin)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise _fail(f"{option}: expected a finite number >= 0, got {value}")
     from tansaku.workflows.worker import TaskListError, parse_select, read_task_list, run_worker
     from tansaku.workflows.worker import select as select_ids
 
     try:
+        selection = parse_select(select) if select else None
         campaign = load_campaign(campaign_file)
         ids = read_task_list(task_list) if task_list else read_task_ids(check_plan(campaign))
-        ids = select_ids(ids, parse_select(select) if select else None)
+        ids = select_ids(ids, selection)
         summary = run_worker(campaign, ids, shard, workers=workers, deadline=deadline, prior_seconds=task_seconds,
                              margin_seconds=margin, rerun_failed=rerun_failed, console=err, show_progress=progress)
     except (CampaignError, PlanError, TaskListError, StoreError) as exc:
@@ -523,12 +540,16 @@ def show(
     if source.caveat:
         table.add_row("caveat", source.caveat)
     out.print(table)
-    if cif:
-        write(cif, atoms, format="cif")
-        err.print(f"wrote {cif}")
-    if extxyz:
-        write(extxyz, atoms, format="extxyz")
-        err.print(f"wrote {extxyz}")
+    for option, target, fmt in (("--cif", cif, "cif"), ("--extxyz", extxyz, "extxyz")):
+        if target is None:
+            continue
+        if target.exists() and target.resolve() == results.resolve():
+            raise _fail(f"{option}: {target} is the results file itself; name another file")
+        try:
+            write(target, atoms, format=fmt)
+        except OSError as exc:
+            raise _fail(f"{option}: cannot write {target}: {exc.strerror or exc}") from None
+        err.print(f"wrote {target}", highlight=False)
 
 
 @app.command("rank")
@@ -546,10 +567,16 @@ def rank_command(
     from tansaku.workflows.campaign import CampaignError
     from tansaku.workflows.ranking import ranking_with_overrides, stored_ranking_settings
 
+    from tansaku.results import StoreError
+
+    if top < 0:
+        raise _fail(f"--top: must be >= 0, got {top}")
+    if reference_entries is not None and not reference_entries.is_file():
+        raise _fail(f"--reference-entries: {reference_entries}: no such file")
     try:
         stored, _ = stored_ranking_settings(results)
         ranking = ranking_with_overrides(stored, objective, filter_, reference_entries)
-    except (CampaignError, OSError, ValueError) as exc:
+    except (CampaignError, StoreError, OSError, ValueError) as exc:
         raise _fail(f"{results}: {exc}") from None
     _rank_and_show(results, ranking=ranking, calculator=calculator, top=top)
 
@@ -571,14 +598,17 @@ def query(
 
     if fmt not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {fmt!r}")
-    if limit is None and fmt == "table":
-        limit = TABLE_LIMIT
-        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
+    if limit is not None and limit < 0:
+        raise _fail(f"--limit: must be >= 0, got {limit}")
+    capped = limit is None and fmt == "table"
+    limit = TABLE_LIMIT if capped else limit
     try:
         frame = run_query(results, where=where or (), sort=sort, limit=limit,
                           columns=[c.strip() for c in columns.split(",")] if columns else None)
     except (QueryError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
+    if capped:
+        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
     print(format_table(frame, fmt), end="")
 
 
@@ -593,6 +623,10 @@ def report(
     from tansaku.results import StoreError, derived_columns
     from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
 
+    if output.exists() and not output.is_dir():
+        raise _fail(f"--output: {output} is a file, not a folder; name a folder for the report")
+    if top < 0:
+        raise _fail(f"--top: must be >= 0, got {top}")
     try:
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
         objectives = objectives_used(results)  # as ranked: objectives without values left out

@@ -396,7 +396,8 @@ def _output_path(reader: _Reader, text: str) -> Path:
     return Path(text)
 
 
-def check_output(output: Path, campaign_file: Path | None, source: str, key: str = "campaign.output") -> None:
+def check_output(output: Path, campaign_file: Path | None, source: str, key: str = "campaign.output",
+                 writable: bool = True) -> None:
     """Refuse an output path the run could not or must not write, before any work: a directory, the
     campaign file itself, a file that is not a tansaku results file, a folder that cannot be written."""
     from tansaku.results import StoreError, open_for_reading
@@ -421,6 +422,8 @@ def check_output(output: Path, campaign_file: Path | None, source: str, key: str
                 open_for_reading(output).close()
             except StoreError as exc:
                 raise CampaignError(f"{source}: {key}: {exc} (refusing to write into it)") from None
+        return
+    if not writable:
         return
     folder = output.parent
     while not folder.exists() and folder != folder.parent:
@@ -476,8 +479,9 @@ def _scheduler(root: _Reader, base_dir: Path | None):
     return parse_scheduler(root.sub("scheduler"), base_dir)
 
 
-def load_campaign(path: str | Path) -> Campaign:
-    """Read and validate a campaign file; a relative output path is relative to the working directory."""
+def load_campaign(path: str | Path, check: bool = True) -> Campaign:
+    """Read and validate a campaign file; a relative output path is relative to the working directory.
+    ``check``: also refuse an output path the run could not or must not write (check_output)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -489,5 +493,6 @@ def load_campaign(path: str | Path) -> Campaign:
     entries = campaign.ranking.reference_entries
     if entries is not None and not entries.is_file():
         raise CampaignError(f"{path}: ranking.reference_entries: {entries}: no such file")
-    check_output(campaign.output, path, str(path))
+    if check:
+        check_output(campaign.output, path, str(path), writable=False)
     return campaign
