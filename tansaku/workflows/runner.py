@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.workflows.campaign import Campaign, Execution
 from tansaku.workflows.executors import Executor, make_executor
 from tansaku.workflows.plan import Plan
-from tansaku.workflows.run_task import run_task
+from tansaku.workflows.sandbox import task_runner
 from tansaku.workflows.tasks import Task
 
 
@@ -32,6 +31,7 @@ class RunSummary:
     ran: int = 0
     ok: int = 0
     failed: int = 0
+    unconverged: int = 0  # ok records whose relaxation hit its step limit (kept off the hull and the ranking)
     records_written: int = 0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -82,7 +82,7 @@ class _BatchWriter:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(),  # the name is text, not markup
         TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed, "
                    "{task.fields[rate]:.1f} tasks/min"), TimeElapsedColumn(),
         console=console, transient=False)
@@ -102,7 +102,7 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
         summary.already_stored = len(plan.tasks) - len(todo)
         if todo:
             executor = executor or make_executor(campaign.execution.executor, campaign.execution.options,
-                                                 functools.partial(run_task, runtime=campaign.calculator.runtime),
+                                                 task_runner(campaign),
                                                  scheduler=campaign.scheduler)
             store_records(store, executor, todo, summary, campaign.execution, campaign.name, console, show_progress,
                           start=start)
@@ -148,6 +148,7 @@ def _count(summary: RunSummary, record: Record) -> None:
     summary.ran += 1
     if record.status == STATUS_OK:
         summary.ok += 1
+        summary.unconverged += not record.converged
     else:
         summary.failed += 1
         summary.failures.append(f"{record.task_id} {record.label}: {record.error}")
