@@ -189,7 +189,7 @@ def work_units(tasks: Sequence[Task], runtime: Runtime, workers: int = 1) -> lis
     """What an executor hands to its workers: tasks that can share a batched relaxation (``_batch_key``)
     grouped into ``TaskBatch`` es, every other task alone, in plan order (a batch where its first task was).
 
-    A group of n tasks is cut into equal batches of at most ``runtime.batch_size``, their number a
+    A group of n tasks is cut into equal batches (sizes differ by one at most) of at most ``runtime.batch_size``, their number a
     multiple of ``workers`` so that no worker idles while another relaxes a full batch (e.g. 64 tasks,
     batch_size 64, 2 workers: two batches of 32; 200 tasks: four of 50). Without a batch size every
     task is its own unit.
@@ -214,7 +214,11 @@ def work_units(tasks: Sequence[Task], runtime: Runtime, workers: int = 1) -> lis
             out.append(unit)
             continue
         batches = -(-len(unit) // runtime.batch_size)
-        batches = -(-batches // workers) * workers
-        size = -(-len(unit) // batches)
-        out.extend(TaskBatch(tuple(unit[k:k + size])) for k in range(0, len(unit), size))
+        batches = min(len(unit), -(-batches // workers) * workers)
+        size, extra = divmod(len(unit), batches)  # the first ``extra`` batches take one task more
+        start = 0
+        for k in range(batches):
+            end = start + size + (k < extra)
+            out.append(TaskBatch(tuple(unit[start:end])))
+            start = end
     return out
