@@ -200,7 +200,8 @@ def test_a_gpu_asked_for_where_torch_sees_none_is_a_clear_error_per_task():
 def test_graph_batch_gives_the_single_structure_results(name):
     """One batched model call = the calculator's own call per structure (float32 noise), mixed sizes."""
     pytest.importorskip(name)
-    structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4).repeat((2, 1, 1)), *smfe12_cells(1)]
+    structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4).repeat((2, 1, 1)), bulk("Cu", "fcc", a=3.6)]
+    structures[1].symbols[1] = "Co"
     for atoms in structures:
         atoms.rattle(0.03, seed=1)
     calc = get_calculator(name)

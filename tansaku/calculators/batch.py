@@ -32,6 +32,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from tansaku.calculators.context import RunContext, Runtime
 from tansaku.calculators.registry import CalculatorConfigError, get_calculator, get_spec
@@ -67,6 +68,8 @@ def chgnet_batch_evaluator(calc: Calculator) -> BatchEvaluator:
             factor = len(atoms) if model.is_intensive else 1
             energy = float(p["e"]) * factor
             stress = np.asarray(p["s"], dtype=float) * stress_weight
+            if stress.shape == (3, 3):  # CHGNet gives the full tensor; ASE wants Voigt (xx yy zz yz xz xy)
+                stress = full_3x3_to_voigt_6_stress(stress)
             out.append({"energy": energy, "free_energy": energy, "forces": np.asarray(p["f"], dtype=float),
                         "stress": stress, "magmoms": np.asarray(p["m"], dtype=float).reshape(-1)})
         return out
