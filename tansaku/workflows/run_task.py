@@ -7,6 +7,8 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -144,6 +146,17 @@ def _ok_record(task: Task, result: RelaxResult, history: str) -> Record:
     return record
 
 
+def _batch_key(task: Task, runtime: Runtime) -> tuple | None:
+    """Tasks with the same key may share one batched relaxation; None: the task runs alone (no batch
+    size, a file-based (DFT) calculator, or an unknown calculator, which ``run_task`` reports)."""
+    try:
+        if runtime.batch_size <= 1 or get_spec(task.calculator).file_based:
+            return None
+    except Exception:  # noqa: BLE001 - an unknown calculator: run_task says why
+        return None
+    return task.calculator, _identity(task), task.relax, task.relax.relax_cell and task.relax_cell
+
+
 def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]:
     """Run a list of tasks on one worker (never raises); records in input order.
 
@@ -157,15 +170,11 @@ def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]
     records: list[Record | None] = [None] * len(tasks)
     groups: dict[tuple, list[int]] = {}
     for i, task in enumerate(tasks):
-        try:
-            batchable = runtime.batch_size > 1 and not get_spec(task.calculator).file_based
-        except Exception:  # noqa: BLE001 - an unknown calculator: run_task says why
-            batchable = False
-        if not batchable:
+        key = _batch_key(task, runtime)
+        if key is None:
             records[i] = run_task(task, runtime)
-            continue
-        key = (task.calculator, _identity(task), task.relax, task.relax.relax_cell and task.relax_cell)
-        groups.setdefault(key, []).append(i)
+        else:
+            groups.setdefault(key, []).append(i)
     for (name, _, settings, relax_cell), members in groups.items():
         start = time.perf_counter()
         for i in members:
@@ -183,3 +192,59 @@ def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]
                 records[i] = _ok_record(tasks[i], result, "")
             records[i].wall_time = (time.perf_counter() - start) / len(members)
     return records  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TaskBatch:
+    """Tasks that one worker runs together with ``run_tasks`` (an executor's unit of work when the
+    runtime has a ``batch_size``); ``task_id`` names the batch (its first task's id and its size)."""
+
+    tasks: tuple[Task, ...]
+
+    @property
+    def task_id(self) -> str:
+        return f"{self.tasks[0].task_id}+{len(self.tasks) - 1}"
+
+
+def run_batch(batch: TaskBatch, runtime: Runtime | None = None) -> list[Record]:
+    """The executor-side runner of a ``TaskBatch``: its records, one per task (never raises)."""
+    return run_tasks(list(batch.tasks), runtime)
+
+
+def work_units(tasks: Sequence[Task], runtime: Runtime, workers: int = 1) -> list[Task | TaskBatch]:
+    """What an executor hands to its workers: tasks that can share a batched relaxation (``_batch_key``)
+    grouped into ``TaskBatch`` es, every other task alone, in plan order (a batch where its first task was).
+
+    A group of n tasks is cut into equal batches (sizes differ by one at most) of at most ``runtime.batch_size``, their number a
+    multiple of ``workers`` so that no worker idles while another relaxes a full batch (e.g. 64 tasks,
+    batch_size 64, 2 workers: two batches of 32; 200 tasks: four of 50). Without a batch size every
+    task is its own unit.
+    """
+    if runtime.batch_size <= 1:
+        return list(tasks)
+    units: list[Task | TaskBatch | list[Task]] = []
+    groups: dict[tuple, list[Task]] = {}
+    for task in tasks:
+        key = _batch_key(task, runtime)
+        if key is None:
+            units.append(task)
+        elif key not in groups:
+            groups[key] = [task]
+            units.append(groups[key])  # the group's place; filled below
+        else:
+            groups[key].append(task)
+    out: list[Task | TaskBatch] = []
+    workers = max(1, workers)
+    for unit in units:
+        if not isinstance(unit, list):
+            out.append(unit)
+            continue
+        batches = -(-len(unit) // runtime.batch_size)
+        batches = min(len(unit), -(-batches // workers) * workers)
+        size, extra = divmod(len(unit), batches)  # the first ``extra`` batches take one task more
+        start = 0
+        for k in range(batches):
+            end = start + size + (k < extra)
+            out.append(TaskBatch(tuple(unit[start:end])))
+            start = end
+    return out
