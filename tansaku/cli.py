@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -62,10 +61,16 @@ def run(
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.plan import UnsupportedElementsError
 
+    from tansaku.workflows.campaign import check_output
+
+    if workers is not None and workers < 0:
+        raise _fail(f"--workers: must be >= 0 (0: one per core), got {workers}")
     try:
-        campaign = load_campaign(campaign_file)
+        campaign = load_campaign(campaign_file, check=output is None)
         execution = campaign.execution.with_overrides(executor=executor, workers=workers)
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
+        check_output(campaign.output, campaign_file, "command line" if output else str(campaign_file),
+                     key="--output" if output else "campaign.output")
     except (CampaignError, CalculatorConfigError) as exc:
         raise _fail(str(exc)) from None
     if campaign.execution.executor == "mpi" and not dry_run:
@@ -84,7 +89,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
     from tansaku.hpc import mpi
     from tansaku.workflows.campaign import CampaignError
     from tansaku.workflows.executors import mpi_worker
-    from tansaku.workflows.run_task import run_task
+    from tansaku.workflows.sandbox import task_runner
     from tansaku.workflows.plan import UnsupportedElementsError
 
     try:
@@ -97,7 +102,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
         raise _fail(f"{campaign.source}: the mpi executor runs single-stage campaigns; run a funnel ([[stages]]) "
                     f"with the dask or pool executor, or with batch jobs (submit / collect)")
     if rank != 0:
-        mpi_worker(functools.partial(run_task, runtime=campaign.calculator.runtime),
+        mpi_worker(task_runner(campaign),
                    threads_per_task=int(campaign.execution.options.get("threads_per_task", 1)))
         return
     try:
@@ -145,7 +150,8 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
         run = stage.summary
         rate = run.records_per_second_written
         name = f"stage {stage.name}: " if campaign.is_funnel else ""
-        err.print(f"{name}{run.already_stored} already stored, ran {run.ran}: {run.ok} ok, {run.failed} failed "
+        err.print(f"{name}{run.already_stored} already stored, ran {run.ran}: {run.ok} ok, {run.failed} failed, "
+                  f"{run.unconverged} not converged (step limit reached; left off the hull and the ranking) "
                   f"in {run.wall_seconds:.1f} s; wrote {run.records_written} records "
                   f"({rate:.0f} records/s while writing) to {campaign.output}", highlight=False)
         for line in run.failures[:10]:
@@ -199,7 +205,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     try:
         campaign = stored_campaign(results)
         rank_results(results, ranking=ranking, calculator=calculator, stage=stage, campaign=campaign)
-    except (RankingError, StoreError, OSError) as exc:
+    except (RankingError, StoreError, OSError, ValueError) as exc:  # ValueError: a bad reference-entries file
         if strict:
             raise _fail(f"{results}: {exc}") from None
         err.print(f"[yellow]ranking skipped:[/] {escape(str(exc))}", highlight=False, markup=True)
@@ -232,8 +238,16 @@ def _show_ranking(results: Path, campaign=None, top: int = 10, stage: str | None
         ranked = frame[frame["rank"] > 0]
         if meta.get("skipped_objectives"):
             err.print(f"{where}objectives without values skipped: {meta['skipped_objectives']}", highlight=False)
+        unconverged = meta.get("unconverged", "")
+        if unconverged and not unconverged.startswith("0 "):
+            err.print(f"{where}{unconverged}", highlight=False)
         if meta.get("magnetisation"):
             err.print(f"{where}magnetisation used: {meta['magnetisation']}", highlight=False)
+        if meta.get("reference_corrections"):
+            err.print(f"{where}references: {meta['reference_corrections']}", highlight=False)
+        if meta.get("mixed_energy_scales"):
+            err.print(f"[bold yellow]warning:[/] {escape(where + meta['mixed_energy_scales'])}", highlight=False,
+                      markup=True)
         if meta.get("selected_for"):
             err.print(f"{where}selected for stage {meta['selected_for']}", highlight=False)
         err.print(f"{where}ranking stored in {results}: {len(ranked)} candidates pass the filters, "
@@ -321,6 +335,8 @@ def status(
         if target.suffix == ".toml":
             _print_jobs(campaign)
         if not results.exists():
+            if target.suffix != ".toml":
+                raise OSError(f"no such file: {results}")
             out.print(f"{results}: no results yet", highlight=False)
             return
         table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged", "stage_name"])
@@ -376,23 +392,33 @@ def worker(
     Tasks already in the shard are skipped. SIGTERM, or the deadline, stops it cleanly: records of
     finished tasks are kept, and it exits 0.
     """
+    import math
+
     from tansaku.results import StoreError
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.planfile import PlanError, check_plan, read_task_ids
+
+    if workers < 0:
+        raise _fail(f"--workers: must be >= 0 (0: run in this process), got {workers}")
+    for option, value in (("--deadline", deadline), ("--task-seconds", task_seconds), ("--margin", margin)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise _fail(f"{option}: expected a finite number >= 0, got {value}")
     from tansaku.workflows.worker import TaskListError, parse_select, read_task_list, run_worker
     from tansaku.workflows.worker import select as select_ids
 
     try:
+        selection = parse_select(select) if select else None
         campaign = load_campaign(campaign_file)
         ids = read_task_list(task_list) if task_list else read_task_ids(check_plan(campaign))
-        ids = select_ids(ids, parse_select(select) if select else None)
+        ids = select_ids(ids, selection)
         summary = run_worker(campaign, ids, shard, workers=workers, deadline=deadline, prior_seconds=task_seconds,
                              margin_seconds=margin, rerun_failed=rerun_failed, console=err, show_progress=progress)
     except (CampaignError, PlanError, TaskListError, StoreError) as exc:
         raise _fail(str(exc)) from None
     why = " (stopped by SIGTERM)" if summary.terminated else " (deadline near)" if summary.held_back else ""
     err.print(f"worker {shard}: {summary.listed} tasks listed, {summary.already_stored} already in the shard, "
-              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed; {summary.held_back} not run{why}; "
+              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed, {summary.unconverged} not converged; "
+              f"{summary.held_back} not run{why}; "
               f"{summary.wall_seconds:.1f} s", highlight=False)
 
 
@@ -607,22 +633,42 @@ def show(
         fields, atoms = read_record(results, record_id)
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
-    from tansaku.report.sources import source_of
+    from tansaku.report.sources import record_caveats, source_of
+    from tansaku.results.derived import derived_attrs
+    from tansaku.results.tables import settings_table
 
+    fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
     table = Table(show_header=False)
-    for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
+    derived = _derived_values(results, fields["row"])
+    for key, value in {**fields, **derived}.items():
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
+    from tansaku.workflows.ranking import stage_metadata
+
+    for meta in (derived_attrs(results), *stage_metadata(results).values()):  # the ranking (of each stage)
+        if meta.get("mixed_energy_scales") and meta.get("calculator") == fields.get("calculator"):
+            table.add_row("warning", meta["mixed_energy_scales"])  # its formation energy and e_above_hull
+            break
+    if fields.get("status") == "ok" and not fields.get("converged", True):
+        table.add_row("note", f"NOT CONVERGED: the relaxation stopped at its step limit ({fields.get('steps')} steps, "
+                              f"fmax {_format(fields.get('fmax'), 3)} eV/Å); not a result: left off the hull and "
+                              f"the ranking")
     if source.caveat:
         table.add_row("caveat", source.caveat)
+    for line in record_caveats(fields, derived):
+        table.add_row("caveat", line)
     out.print(table)
-    if cif:
-        write(cif, atoms, format="cif")
-        err.print(f"wrote {cif}")
-    if extxyz:
-        write(extxyz, atoms, format="extxyz")
-        err.print(f"wrote {extxyz}")
+    for option, target, fmt in (("--cif", cif, "cif"), ("--extxyz", extxyz, "extxyz")):
+        if target is None:
+            continue
+        if target.exists() and target.resolve() == results.resolve():
+            raise _fail(f"{option}: {target} is the results file itself; name another file")
+        try:
+            write(target, atoms, format=fmt)
+        except OSError as exc:
+            raise _fail(f"{option}: cannot write {target}: {exc.strerror or exc}") from None
+        err.print(f"wrote {target}", highlight=False)
 
 
 @app.command("rank")
@@ -633,7 +679,9 @@ def rank_command(
     filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="hard filter, e.g. 'e_above_hull <= 0.1'")] = None,
     calculator: Annotated[Optional[str], typer.Option(help="rank the records of this calculator")] = None,
     reference_entries: Annotated[Optional[Path], typer.Option(
-        help="JSON list of pymatgen ComputedEntry to use as elemental references")] = None,
+        help="JSON list of pymatgen ComputedEntry (Materials Project) to use as references")] = None,
+    allow_mixed_energy_scales: Annotated[bool, typer.Option(
+        "--allow-mixed-energy-scales", help="use the reference entries even with ML/EMT energies (flagged)")] = False,
     top: Annotated[int, typer.Option(help="candidates to print")] = 10,
     stage: Annotated[Optional[str], typer.Option(help="funnel stage whose ranking the options change (default: "
                                                       "every stage); each stage is ranked on its own hull")] = None,
@@ -642,16 +690,23 @@ def rank_command(
     from tansaku.workflows.campaign import CampaignError
     from tansaku.workflows.ranking import ranking_with_overrides, stored_campaign, stored_ranking_settings
 
+    from tansaku.results import StoreError
+
+    if top < 0:
+        raise _fail(f"--top: must be >= 0, got {top}")
+    if reference_entries is not None and not reference_entries.is_file():
+        raise _fail(f"--reference-entries: {reference_entries}: no such file")
     try:
         campaign = stored_campaign(results)
         if campaign is not None and campaign.is_funnel:
             base = campaign.stage(stage or campaign.stage_name).ranking
-            overridden = objective or filter_ is not None or reference_entries
-            ranking = ranking_with_overrides(base, objective, filter_, reference_entries) if overridden else None
+            overridden = objective or filter_ is not None or reference_entries or allow_mixed_energy_scales
+            ranking = ranking_with_overrides(base, objective, filter_, reference_entries,
+                                             allow_mixed_energy_scales) if overridden else None
         else:
             stored, _ = stored_ranking_settings(results)
-            ranking = ranking_with_overrides(stored, objective, filter_, reference_entries)
-    except (CampaignError, OSError, ValueError) as exc:
+            ranking = ranking_with_overrides(stored, objective, filter_, reference_entries, allow_mixed_energy_scales)
+    except (CampaignError, StoreError, OSError, ValueError) as exc:
         raise _fail(f"{results}: {exc}") from None
     _rank_and_show(results, ranking=ranking, calculator=calculator, top=top, stage=stage)
 
@@ -673,14 +728,17 @@ def query(
 
     if fmt not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {fmt!r}")
-    if limit is None and fmt == "table":
-        limit = TABLE_LIMIT
-        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
+    if limit is not None and limit < 0:
+        raise _fail(f"--limit: must be >= 0, got {limit}")
+    capped = limit is None and fmt == "table"
+    limit = TABLE_LIMIT if capped else limit
     try:
         frame = run_query(results, where=where or (), sort=sort, limit=limit,
                           columns=[c.strip() for c in columns.split(",")] if columns else None)
     except (QueryError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
+    if capped:
+        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
     print(format_table(frame, fmt), end="")
 
 
@@ -694,12 +752,21 @@ def report(
 
     For a funnel: one report per stage (``OUTPUT/<stage>/``) and ``OUTPUT/index.html`` comparing the
     stages side by side (rank correlation, energy differences, who moved in and out of the top N)."""
-    from tansaku.report import objectives_used, write_report
+    from tansaku.report import objectives_used, ranking_warnings, write_report
     from tansaku.results import StoreError, derived_columns
     from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_campaign
 
+    if output.exists() and not output.is_dir():
+        raise _fail(f"--output: {output} is a file, not a folder; name a folder for the report")
+    if top < 0:
+        raise _fail(f"--top: must be >= 0, got {top}")
     try:
-        campaign = stored_campaign(results)
+        try:
+            campaign = stored_campaign(results)
+        except RankingError:
+            if "rank" not in derived_columns(results):
+                raise
+            campaign = None  # ranked already (by a process that could read the campaign): report that ranking
         funnel = campaign is not None and campaign.is_funnel
         table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results,
                                                                                               campaign=campaign)
@@ -708,7 +775,7 @@ def report(
         else:
             objectives = objectives_used(results)  # as ranked: objectives without values left out
             index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives,
-                                 top=top)
+                                 top=top, warnings_shown=ranking_warnings(results))
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     err.print(f"wrote {index}", highlight=False)
@@ -732,8 +799,10 @@ def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
             continue
         frame = by_rank(frame)
         objectives = objectives_of(metas[stage.name].get("settings", ""))  # as ranked: empty ones left out
+        mixed = metas.get(stage.name, {}).get("mixed_energy_scales", "")
         write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
-                     f"({stage.calculator.name})", objectives=objectives, top=top)
+                     f"({stage.calculator.name})", objectives=objectives, top=top,
+                     warnings_shown=[mixed] if mixed else [])
         links[f"{stage.name} ({stage.calculator.name})"] = f"{stage.name}/index.html"
     comparisons = _stage_comparisons(results, campaign)
     for comparison in comparisons:

@@ -23,8 +23,11 @@ from tansaku.screening.properties import magnet_properties
 from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
 from tansaku.workflows.campaign import Campaign, CampaignError, Ranking, parse_campaign, parse_ranking_table
+from tansaku.workflows.magnetism import MAGNETISM_INPUTS, magnetic_columns
+from tansaku.workflows.tasks import CALCULATION_ANISOTROPY
 
-RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged")
+RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged",
+                 *MAGNETISM_INPUTS)
 # objective -> the upper-bound column that stands in for it when the ranked calculator's moments are unsigned
 UPPER_BOUNDS = {"mu0_ms": "mu0_ms_upper", "bh_max": "bh_max_upper"}
 
@@ -34,21 +37,26 @@ class RankingError(ValueError):
 
 
 def stored_campaign(path: str | os.PathLike) -> Campaign | None:
-    """The campaign stored in the results file (None when there is none or it cannot be read)."""
-    from tansaku.results import open_for_reading
+    """The current campaign stored in the results file (None when the file holds no campaign text).
 
-    with open_for_reading(path) as f:
-        text = f.attrs.get("campaign", "")
+    RankingError (one line) when the stored campaign cannot be read here, e.g. because this process does
+    not know its calculator (a plug-in not installed): ranking with default objectives instead would
+    silently give a different answer.
+    """
+    from tansaku.results.tables import current_campaign_text
+
+    text = current_campaign_text(path)
     if not text:
         return None
     try:
         return parse_campaign(text, source=f"{path} (stored campaign)")
-    except CampaignError:
-        return None
+    except CampaignError as exc:
+        raise RankingError(f"cannot read the ranking settings of the campaign stored in the file: {exc}") from None
 
 
 def stored_ranking_settings(path: str | os.PathLike) -> tuple[Ranking, str | None]:
-    """The [ranking] settings and calculator of the campaign stored in the results file."""
+    """The [ranking] settings and calculator of the campaign stored in the results file (defaults when
+    there is none); RankingError when it cannot be read (``stored_campaign``)."""
     campaign = stored_campaign(path)
     if campaign is None:
         return Ranking(), None
@@ -57,7 +65,7 @@ def stored_ranking_settings(path: str | os.PathLike) -> tuple[Ranking, str | Non
 
 def choose_calculator(calculators: np.ndarray, ok: np.ndarray, wanted: str | None) -> str:
     """The calculator whose records are ranked: ``wanted``, else the only one with ok records."""
-    present = sorted(set(calculators[ok]))
+    present = sorted(set(map(str, calculators[ok])))
     if wanted is not None:
         if wanted not in present:
             raise RankingError(f"no ok records of calculator {wanted!r}; present: {', '.join(present) or 'none'}")
@@ -70,13 +78,19 @@ def choose_calculator(calculators: np.ndarray, ok: np.ndarray, wanted: str | Non
 
 def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str | None = None,
                     reference_entries: Path | None = None, include_unconverged: bool = False,
-                    rows: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+                    rows: np.ndarray | None = None,
+                    allow_mixed_energy_scales: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Derived columns (stability, properties, ranking) for every committed row, and their metadata.
 
     Policy: a relaxation that did not converge (``converged`` false: step limit reached) is neither put
     on the hull nor ranked unless ``include_unconverged``; the derived column ``unconverged`` flags
     those rows and the metadata counts them, so a report can say what was left out. ``rows`` (bool
     mask, e.g. one funnel stage's rows) limits the hull and the ranking to those rows.
+
+    ``reference_entries`` (Materials Project entries) are used only with a calculator of a PBE energy
+    scale, with MaterialsProject2020Compatibility applied to them and to the ranked rows
+    (:mod:`tansaku.screening.energy_scales`); for another scale RankingError, unless
+    ``allow_mixed_energy_scales`` forces it (the metadata ``mixed_energy_scales`` then says so).
     """
     cols = read_columns(path, list(RECORD_INPUTS))
     if len(cols["task_id"]) == 0:
@@ -85,11 +99,16 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     if rows is not None:
         ok = ok & rows
     chosen = choose_calculator(cols["calculator"], ok, calculator)
-    elements, counts = composition_matrix(*read_atom_numbers(path))
+    numbers, atom_start, natoms = read_atom_numbers(path)
+    elements, counts = composition_matrix(numbers, atom_start, natoms)
     unconverged = ok & ~cols["converged"].astype(bool)
-    on_hull_rows = ok & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
+    relaxation = cols["calculation"] != CALCULATION_ANISOTROPY  # K1 rows: no relaxation, not on the hull
+    on_hull_rows = ok & relaxation & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
     energies = np.where(on_hull_rows, cols["energy"], np.nan)
-    entries = load_reference_entries(reference_entries) if reference_entries else None
+    entries, scale_meta = None, {}
+    if reference_entries:
+        entries, energies, scale_meta = with_mp_references(path, on_hull_rows, chosen, energies, elements, counts,
+                                                           reference_entries, allow_mixed_energy_scales)
     try:
         hull = stability(elements, counts, energies, cols["calculator"], cols["task_id"],
                          is_reference=cols["kind"] == KIND_REFERENCE, reference_entries=entries)
@@ -98,15 +117,18 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     moments = moment_kinds(cols["calculator"])
     magmom_total = np.where(moments == MOMENTS_NONE, np.nan, cols["magmom_total"])
     site_moments, start, natoms = read_atom_column(path, "magmoms")
+    formula_units = np.gcd.reduce(counts.astype(np.int64), axis=1).clip(1).astype(float)
+    magnetism = magnetic_columns(path, cols, on_hull_rows, site_moments, start, natoms, numbers, formula_units)
     derived: dict[str, np.ndarray] = {
         "formation_energy": hull.formation_energy, "e_above_hull": hull.e_above_hull,
         "decomposition": np.asarray(hull.decomposition, dtype=str),
         **magnet_properties(elements, counts, cols["volume"], magmom_total, signed=moments == MOMENTS_SIGNED,
-                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms)),
+                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms), k1=magnetism["k1"]),
+        **magnetism,
         "magnetic_order": magnetic_orders(path, ok & (moments == MOMENTS_SIGNED), site_moments, start, natoms),
         "unconverged": unconverged,
     }
-    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
+    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE) & magnetism["ground_state"]
     spec, magnetisation = with_magnetisation_bounds(spec, derived, eligible, chosen, moment_semantics(chosen)[0])
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
@@ -119,8 +141,71 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
             "magnetisation": magnetisation,
             "reference_entries": str(reference_entries) if reference_entries else "campaign references",
             "unconverged": f"{int(unconverged.sum())} unconverged relaxation(s) "
-                           + ("included" if include_unconverged else "excluded from the hull and the ranking")}
+                           + ("included" if include_unconverged else "excluded from the hull and the ranking"),
+            **scale_meta}
     return derived, meta
+
+
+def stage_energy_scale(path: str | os.PathLike, rows: np.ndarray, calculator: str) -> tuple[str, dict]:
+    """The energy scale of ``calculator``'s energies in ``rows`` and their identity parameters, from the
+    settings that produced them (/settings, else the ``params`` column); RankingError when the calculator
+    is unknown here or the rows have several scales (e.g. PBE and LDA runs of one code)."""
+    from tansaku.calculators.registry import CalculatorConfigError, get_spec
+    from tansaku.results.tables import settings_table
+
+    try:
+        spec = get_spec(calculator)
+    except CalculatorConfigError as exc:
+        raise RankingError(f"cannot tell the energy scale of calculator {calculator!r}: {exc}") from None
+    stored = read_columns(path, ["settings_id", "params"])
+    settings = settings_table(path)
+    scales: dict[str, dict] = {}
+    for sid, identity in set(zip(stored["settings_id"][rows].tolist(), stored["params"][rows].tolist())):
+        try:
+            params = json.loads(settings[sid])["params"] if sid in settings else json.loads(identity)["params"]
+        except (ValueError, KeyError, TypeError):  # a record without stored parameters: the defaults
+            params = {}
+        scales[spec.energy_scale_of(params)] = params
+    if len(scales) > 1:
+        raise RankingError(f"records of calculator {calculator!r} have several energy scales "
+                           f"({', '.join(sorted(scales))}): they cannot share a hull")
+    scale, params = next(iter(scales.items())) if scales else (spec.energy_scale_of({}), {})
+    return scale, params
+
+
+def with_mp_references(path: str | os.PathLike, rows: np.ndarray, calculator: str,
+                       energies: np.ndarray, elements: list[str], counts: np.ndarray, reference_file: Path,
+                       allow_mixed: bool) -> tuple[list, np.ndarray, dict[str, str]]:
+    """Materials Project reference entries (MP2020-corrected) and the rows' energies (corrected too when
+    their energy scale is PBE), with metadata saying what was done; RankingError when the scales do not
+    mix and ``allow_mixed`` does not force it, or the file cannot be read."""
+    from tansaku.screening.energy_scales import (
+        MixedEnergyScalesError,
+        check_reference_scale,
+        mp2020_references,
+        mp2020_row_corrections,
+    )
+
+    scale, params = stage_energy_scale(path, rows, calculator)
+    try:
+        warning = check_reference_scale(calculator, scale, reference_file, allow_mixed)
+        entries, dropped = mp2020_references(load_reference_entries(reference_file))
+    except (MixedEnergyScalesError, ValueError, OSError) as exc:
+        raise RankingError(str(exc)) from None
+    meta = {"energy_scale": scale, "mixed_energy_scales": warning}
+    done = f"MaterialsProject2020Compatibility applied to {len(entries)} reference entries"
+    if dropped:
+        done += f" ({len(dropped)} rejected by it and left out: {'; '.join(dropped[:3])})"
+    if not warning:
+        correction = mp2020_row_corrections(elements, counts, calculator, scale, params.get("hubbard_u"))
+        rejected = int((rows & ~np.isfinite(correction)).sum())
+        energies = energies + np.where(rows, correction, 0.0)
+        done += (f" and to the {int(rows.sum())} rows of {calculator} (run_type {'GGA+U' if scale == 'pbe+u' else 'GGA'}"
+                 f", no POTCAR check)" + (f"; {rejected} rows it rejects left off the hull" if rejected else ""))
+    else:
+        done += f"; the energies of {calculator} are not corrected"
+    meta["reference_corrections"] = done
+    return entries, energies, meta
 
 
 def moment_kinds(calculators: np.ndarray) -> np.ndarray:
@@ -225,7 +310,8 @@ def rank_stages(path: str | os.PathLike, campaign: Campaign,
             continue
         try:
             derived, meta = compute_ranking(path, ranking.spec, stage.calculator.name, ranking.reference_entries,
-                                            include_unconverged=stage.single_point, rows=rows)
+                                            include_unconverged=stage.single_point, rows=rows,
+                                            allow_mixed_energy_scales=ranking.allow_mixed_energy_scales)
         except RankingError as exc:
             metas[stage.name] = {"error": str(exc)}
             continue
@@ -293,9 +379,12 @@ def rank_results(path: str | os.PathLike, ranking: Ranking | None = None, calcul
         return rank_funnel(path, campaign, ranking, stage)
     if stage is not None:
         raise RankingError(f"--stage {stage}: {path} holds a single-stage campaign")
-    stored, stored_calculator = stored_ranking_settings(path)
+    stored, stored_calculator = (campaign.ranking, campaign.calculator.name) if campaign else (Ranking(), None)
     ranking = ranking or stored
-    derived, meta = compute_ranking(path, ranking.spec, calculator or stored_calculator, ranking.reference_entries)
+    single_point = campaign is not None and campaign.relax.steps == 0  # as a funnel's single-point stage
+    derived, meta = compute_ranking(path, ranking.spec, calculator or stored_calculator, ranking.reference_entries,
+                                    allow_mixed_energy_scales=ranking.allow_mixed_energy_scales,
+                                    include_unconverged=single_point)
     write_derived(path, derived, meta)
     return ranked_table(path)
 
@@ -317,7 +406,7 @@ def by_rank(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking_with_overrides(stored: Ranking, objectives: list[str] | None, filters: list[str] | None,
-                           reference_entries: Path | None) -> Ranking:
+                           reference_entries: Path | None, allow_mixed_energy_scales: bool = False) -> Ranking:
     """Stored settings with command-line overrides: objectives ``COLUMN:min|max[:WEIGHT]``, filters."""
     table: dict = {}
     if objectives:
@@ -339,4 +428,4 @@ def ranking_with_overrides(stored: Ranking, objectives: list[str] | None, filter
     table["max_fronts"] = stored.spec.max_fronts
     parsed = parse_ranking_table(table, source="command line")
     entries = reference_entries or stored.reference_entries
-    return Ranking(parsed.spec, entries)
+    return Ranking(parsed.spec, entries, allow_mixed_energy_scales or stored.allow_mixed_energy_scales)
