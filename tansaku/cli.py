@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -62,10 +61,16 @@ def run(
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.plan import UnsupportedElementsError
 
+    from tansaku.workflows.campaign import check_output
+
+    if workers is not None and workers < 0:
+        raise _fail(f"--workers: must be >= 0 (0: one per core), got {workers}")
     try:
-        campaign = load_campaign(campaign_file)
+        campaign = load_campaign(campaign_file, check=output is None)
         execution = campaign.execution.with_overrides(executor=executor, workers=workers)
         campaign = dataclasses.replace(campaign, execution=execution, output=output or campaign.output)
+        check_output(campaign.output, campaign_file, "command line" if output else str(campaign_file),
+                     key="--output" if output else "campaign.output")
     except (CampaignError, CalculatorConfigError) as exc:
         raise _fail(str(exc)) from None
     if campaign.execution.executor == "mpi" and not dry_run:
@@ -84,7 +89,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
     from tansaku.hpc import mpi
     from tansaku.workflows.campaign import CampaignError
     from tansaku.workflows.executors import mpi_worker
-    from tansaku.workflows.run_task import run_task
+    from tansaku.workflows.sandbox import task_runner
     from tansaku.workflows.plan import UnsupportedElementsError
 
     try:
@@ -97,7 +102,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
         raise _fail(f"{campaign.source}: the mpi executor runs single-stage campaigns; run a funnel ([[stages]]) "
                     f"with the dask or pool executor, or with batch jobs (submit / collect)")
     if rank != 0:
-        mpi_worker(functools.partial(run_task, runtime=campaign.calculator.runtime),
+        mpi_worker(task_runner(campaign),
                    threads_per_task=int(campaign.execution.options.get("threads_per_task", 1)))
         return
     try:
@@ -122,7 +127,9 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
               highlight=False)
     if dry_run:
         for task in plan.tasks:
-            out.print(f"{task.task_id}  {task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}", highlight=False)
+            stage = f"{task.stage_name or campaign.stage_name:8s}  " if campaign.is_funnel else ""
+            out.print(f"{task.task_id}  {stage}{task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}",
+                      highlight=False)
         if campaign.is_funnel:
             err.print(f"later stages ({', '.join(s.name for s in campaign.later_stages)}) are planned from the "
                       f"ranked results of the stage before them", highlight=False)
@@ -143,7 +150,8 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
         run = stage.summary
         rate = run.records_per_second_written
         name = f"stage {stage.name}: " if campaign.is_funnel else ""
-        err.print(f"{name}{run.already_stored} already stored, ran {run.ran}: {run.ok} ok, {run.failed} failed "
+        err.print(f"{name}{run.already_stored} already stored, ran {run.ran}: {run.ok} ok, {run.failed} failed, "
+                  f"{run.unconverged} not converged (step limit reached; left off the hull and the ranking) "
                   f"in {run.wall_seconds:.1f} s; wrote {run.records_written} records "
                   f"({rate:.0f} records/s while writing) to {campaign.output}", highlight=False)
         for line in run.failures[:10]:
@@ -197,7 +205,7 @@ def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, s
     try:
         campaign = stored_campaign(results)
         rank_results(results, ranking=ranking, calculator=calculator, stage=stage, campaign=campaign)
-    except (RankingError, StoreError, OSError) as exc:
+    except (RankingError, StoreError, OSError, ValueError) as exc:  # ValueError: a bad reference-entries file
         if strict:
             raise _fail(f"{results}: {exc}") from None
         err.print(f"[yellow]ranking skipped:[/] {escape(str(exc))}", highlight=False, markup=True)
@@ -230,6 +238,9 @@ def _show_ranking(results: Path, campaign=None, top: int = 10, stage: str | None
         ranked = frame[frame["rank"] > 0]
         if meta.get("skipped_objectives"):
             err.print(f"{where}objectives without values skipped: {meta['skipped_objectives']}", highlight=False)
+        unconverged = meta.get("unconverged", "")
+        if unconverged and not unconverged.startswith("0 "):
+            err.print(f"{where}{unconverged}", highlight=False)
         if meta.get("magnetisation"):
             err.print(f"{where}magnetisation used: {meta['magnetisation']}", highlight=False)
         if meta.get("reference_corrections"):
@@ -324,6 +335,8 @@ def status(
         if target.suffix == ".toml":
             _print_jobs(campaign)
         if not results.exists():
+            if target.suffix != ".toml":
+                raise OSError(f"no such file: {results}")
             out.print(f"{results}: no results yet", highlight=False)
             return
         table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged", "stage_name"])
@@ -379,23 +392,33 @@ def worker(
     Tasks already in the shard are skipped. SIGTERM, or the deadline, stops it cleanly: records of
     finished tasks are kept, and it exits 0.
     """
+    import math
+
     from tansaku.results import StoreError
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.planfile import PlanError, check_plan, read_task_ids
+
+    if workers < 0:
+        raise _fail(f"--workers: must be >= 0 (0: run in this process), got {workers}")
+    for option, value in (("--deadline", deadline), ("--task-seconds", task_seconds), ("--margin", margin)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise _fail(f"{option}: expected a finite number >= 0, got {value}")
     from tansaku.workflows.worker import TaskListError, parse_select, read_task_list, run_worker
     from tansaku.workflows.worker import select as select_ids
 
     try:
+        selection = parse_select(select) if select else None
         campaign = load_campaign(campaign_file)
         ids = read_task_list(task_list) if task_list else read_task_ids(check_plan(campaign))
-        ids = select_ids(ids, parse_select(select) if select else None)
+        ids = select_ids(ids, selection)
         summary = run_worker(campaign, ids, shard, workers=workers, deadline=deadline, prior_seconds=task_seconds,
                              margin_seconds=margin, rerun_failed=rerun_failed, console=err, show_progress=progress)
     except (CampaignError, PlanError, TaskListError, StoreError) as exc:
         raise _fail(str(exc)) from None
     why = " (stopped by SIGTERM)" if summary.terminated else " (deadline near)" if summary.held_back else ""
     err.print(f"worker {shard}: {summary.listed} tasks listed, {summary.already_stored} already in the shard, "
-              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed; {summary.held_back} not run{why}; "
+              f"ran {summary.ran}: {summary.ok} ok, {summary.failed} failed, {summary.unconverged} not converged; "
+              f"{summary.held_back} not run{why}; "
               f"{summary.wall_seconds:.1f} s", highlight=False)
 
 
@@ -610,13 +633,14 @@ def show(
         fields, atoms = read_record(results, record_id)
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
-    from tansaku.report.sources import source_of
+    from tansaku.report.sources import record_caveats, source_of
     from tansaku.results.derived import derived_attrs
     from tansaku.results.tables import settings_table
 
     fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
     table = Table(show_header=False)
-    for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
+    derived = _derived_values(results, fields["row"])
+    for key, value in {**fields, **derived}.items():
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
@@ -626,15 +650,25 @@ def show(
         if meta.get("mixed_energy_scales") and meta.get("calculator") == fields.get("calculator"):
             table.add_row("warning", meta["mixed_energy_scales"])  # its formation energy and e_above_hull
             break
+    if fields.get("status") == "ok" and not fields.get("converged", True):
+        table.add_row("note", f"NOT CONVERGED: the relaxation stopped at its step limit ({fields.get('steps')} steps, "
+                              f"fmax {_format(fields.get('fmax'), 3)} eV/Å); not a result: left off the hull and "
+                              f"the ranking")
     if source.caveat:
         table.add_row("caveat", source.caveat)
+    for line in record_caveats(fields, derived):
+        table.add_row("caveat", line)
     out.print(table)
-    if cif:
-        write(cif, atoms, format="cif")
-        err.print(f"wrote {cif}")
-    if extxyz:
-        write(extxyz, atoms, format="extxyz")
-        err.print(f"wrote {extxyz}")
+    for option, target, fmt in (("--cif", cif, "cif"), ("--extxyz", extxyz, "extxyz")):
+        if target is None:
+            continue
+        if target.exists() and target.resolve() == results.resolve():
+            raise _fail(f"{option}: {target} is the results file itself; name another file")
+        try:
+            write(target, atoms, format=fmt)
+        except OSError as exc:
+            raise _fail(f"{option}: cannot write {target}: {exc.strerror or exc}") from None
+        err.print(f"wrote {target}", highlight=False)
 
 
 @app.command("rank")
@@ -656,6 +690,12 @@ def rank_command(
     from tansaku.workflows.campaign import CampaignError
     from tansaku.workflows.ranking import ranking_with_overrides, stored_campaign, stored_ranking_settings
 
+    from tansaku.results import StoreError
+
+    if top < 0:
+        raise _fail(f"--top: must be >= 0, got {top}")
+    if reference_entries is not None and not reference_entries.is_file():
+        raise _fail(f"--reference-entries: {reference_entries}: no such file")
     try:
         campaign = stored_campaign(results)
         if campaign is not None and campaign.is_funnel:
@@ -666,7 +706,7 @@ def rank_command(
         else:
             stored, _ = stored_ranking_settings(results)
             ranking = ranking_with_overrides(stored, objective, filter_, reference_entries, allow_mixed_energy_scales)
-    except (CampaignError, OSError, ValueError) as exc:
+    except (CampaignError, StoreError, OSError, ValueError) as exc:
         raise _fail(f"{results}: {exc}") from None
     _rank_and_show(results, ranking=ranking, calculator=calculator, top=top, stage=stage)
 
@@ -688,14 +728,17 @@ def query(
 
     if fmt not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {fmt!r}")
-    if limit is None and fmt == "table":
-        limit = TABLE_LIMIT
-        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
+    if limit is not None and limit < 0:
+        raise _fail(f"--limit: must be >= 0, got {limit}")
+    capped = limit is None and fmt == "table"
+    limit = TABLE_LIMIT if capped else limit
     try:
         frame = run_query(results, where=where or (), sort=sort, limit=limit,
                           columns=[c.strip() for c in columns.split(",")] if columns else None)
     except (QueryError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
+    if capped:
+        err.print(f"(at most {TABLE_LIMIT} rows; --limit N to change, --format csv/json for all)", highlight=False)
     print(format_table(frame, fmt), end="")
 
 
@@ -713,6 +756,10 @@ def report(
     from tansaku.results import StoreError, derived_columns
     from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_campaign
 
+    if output.exists() and not output.is_dir():
+        raise _fail(f"--output: {output} is a file, not a folder; name a folder for the report")
+    if top < 0:
+        raise _fail(f"--top: must be >= 0, got {top}")
     try:
         try:
             campaign = stored_campaign(results)
@@ -754,7 +801,8 @@ def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
         objectives = objectives_of(metas[stage.name].get("settings", ""))  # as ranked: empty ones left out
         mixed = metas.get(stage.name, {}).get("mixed_energy_scales", "")
         write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
-                     f"({stage.calculator.name})", objectives=objectives, top=top, warnings_shown=[mixed] if mixed else [])
+                     f"({stage.calculator.name})", objectives=objectives, top=top,
+                     warnings_shown=[mixed] if mixed else [])
         links[f"{stage.name} ({stage.calculator.name})"] = f"{stage.name}/index.html"
     comparisons = _stage_comparisons(results, campaign)
     for comparison in comparisons:

@@ -43,7 +43,7 @@ from tansaku.report.columns import (
     text,
 )
 from tansaku.report.plots import Figure
-from tansaku.report.sources import sources
+from tansaku.report.sources import K1_4F_CAVEAT, has_4f_elements, property_caveats, sources
 from tansaku.results.derived import derived_attrs
 from tansaku.screening.hull import is_on_hull
 from tansaku.screening.rank import DEFAULT_OBJECTIVES
@@ -52,10 +52,12 @@ FIGURE_NAMES = ("hull.png", "pareto.png", "re_vs_ms.png")
 
 
 TABLE_COLUMNS = ("rank", "label", "formula", "e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper",
-                 "magnetic_order", "kappa", "mu0_ha", "bh_max", "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
+                 "magnetic_order", "configuration", "k1", "k1_kpoint_delta", "kappa", "mu0_ha", "tc_mean_field",
+                 "bh_max", "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
 ALWAYS_SHOWN = ("rank", "label", "formula")
 # shown where they have a value, never listed as missing (only some calculators or stages give them)
-OPTIONAL_COLUMNS = ("mu0_ms_upper", "magnetic_order", "kappa", "mu0_ha")
+OPTIONAL_COLUMNS = ("mu0_ms_upper", "magnetic_order", "configuration", "k1", "k1_kpoint_delta", "kappa", "mu0_ha",
+                    "tc_mean_field")
 
 CSS = """
 :root { color-scheme: light; }
@@ -240,6 +242,15 @@ def _sources_html(table: pd.DataFrame) -> str:
         lines.append(f'<p class="source">{_e(source.text())}</p>')
         if source.caveat:
             lines.append(f'<p class="note caveat">Caveat ({_e(source.calculator)}): {_e(source.caveat)}.</p>')
+    with_k1 = ok & np.isfinite(num(table, "k1"))
+    if with_k1.any():
+        lines.append(f'<p class="note caveat">{_e(property_caveats()["k1"])}.</p>')
+        f_shell = [str(v) for v in text(table, "label")[with_k1 & has_4f_elements(table)]]
+        if f_shell:
+            lines.append(f'<p class="note caveat">Caveat (K1 of {_e(", ".join(f_shell[:10]))}): '
+                         f'{_e(K1_4F_CAVEAT)}.</p>')
+    if (ok & np.isfinite(num(table, "tc_mean_field"))).any():
+        lines.append(f'<p class="note caveat">{_e(property_caveats()["tc_mean_field"])}.</p>')
     return "\n".join(lines)
 
 

@@ -84,6 +84,9 @@ STRING_COLUMNS: tuple[Column, ...] = (
        truncate=True, optional=True),
     _s("history", 2048, "error-handler history as JSON: one entry per failed attempt (failure, error, "
        "correction applied); empty when the first attempt succeeded", truncate=True, optional=True),
+    _s("configuration", 64, "starting magnetic configuration: fm | re-anti | ud:<u/d per magnetic site>; empty "
+       "for calculators without initial moments", truncate=True, optional=True),
+    _s("calculation", 16, "what the task computed: relax (empty in older files) | anisotropy", optional=True),
     _s("stage_name", 64, "funnel stage that produced the row ([campaign] stage or a [[stages]] name; empty in "
        "stores written before funnels: the first stage)", optional=True),
     _s("source_task_id", 96, "task id of the previous funnel stage's row this one started from (empty in the "
@@ -103,6 +106,9 @@ SCALAR_COLUMNS: tuple[Column, ...] = (
     _f("finished_at", "s", "unix time the task finished"),
     Column("scf_iterations", np.dtype("<i4"), (), "", "SCF iterations summed over the relaxation (-1 unknown)",
            optional=True),
+    Column("k1_fine", np.dtype("<f8"), (), "MJ/m^3", "anisotropy K1 = (E(in-plane) - E(along c)) / V with "
+           "spin-orbit, finer k-point mesh (anisotropy tasks)", optional=True),
+    Column("k1_coarse", np.dtype("<f8"), (), "MJ/m^3", "the same on the coarser k-point mesh", optional=True),
 )
 ARRAY_COLUMNS: tuple[Column, ...] = (
     _f("stress", "eV/Å^3", "stress, Voigt order xx yy zz yz xz xy", (6,)),

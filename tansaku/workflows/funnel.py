@@ -22,7 +22,8 @@ from tansaku.workflows.campaign import Campaign, Stage
 from tansaku.workflows.executors import Executor
 from tansaku.workflows.plan import Plan
 from tansaku.workflows.runner import RunSummary, execute_plan
-from tansaku.workflows.tasks import Task, next_stage_task
+from tansaku.calculators import RelaxSettings
+from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, Task, next_stage_task
 
 
 class FunnelError(ValueError):
@@ -69,9 +70,13 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
     path = campaign.output
     if not path.exists() or "selected" not in derived_columns(path):
         raise FunnelError(f"stage {stage.name!r}: stage {previous.name!r} has no stored ranking and selection yet")
-    cols = read_columns(path, ["task_id", "status", "selected"])
-    rows = np.flatnonzero((stage_of_rows(path, campaign) == previous.name) & cols["selected"].astype(bool)
-                          & (cols["status"] == STATUS_OK))
+    cols = read_columns(path, ["task_id", "status", "selected", "kind"]
+                        + (["ground_state"] if "ground_state" in derived_columns(path) else []))
+    wanted = (stage_of_rows(path, campaign) == previous.name) & cols["selected"].astype(bool) \
+        & (cols["status"] == STATUS_OK)
+    if stage.kind == "anisotropy":  # K1 of the selected candidates' magnetic ground states only
+        wanted &= (cols["kind"] == KIND_CANDIDATE) & cols.get("ground_state", np.ones(len(wanted), bool)).astype(bool)
+    rows = np.flatnonzero(wanted)
     sources = {t.task_id: t for t in stage_tasks(plan, campaign, previous.name)}
     tasks = []
     with open_for_reading(path) as f:
@@ -85,11 +90,35 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
             atoms.positions = final.positions
             if final.has("initial_magmoms") and final.get_initial_magnetic_moments().any():
                 atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
-            tasks.append(next_stage_task(source, atoms, stage.calculator.name, stage.calculator.params,
-                                         stage.relax, stage.name))
+            if stage.kind == "anisotropy":  # the ground state's signed moments are the collinear start
+                atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
+                tasks.append(next_stage_task(source, atoms, stage.calculator.name, stage.calculator.params,
+                                             RelaxSettings(steps=0), stage.name, calculation=CALCULATION_ANISOTROPY,
+                                             calculation_params=stage.anisotropy))
+                continue
+            tasks.extend(configuration_tasks(source, atoms, stage))
     if not any(t.kind == KIND_CANDIDATE for t in tasks):
         return []  # no candidate passed: the references alone are not worth a stage
     return tasks
+
+
+def configuration_tasks(source: Task, atoms, stage: Stage) -> list[Task]:
+    """The tasks of one selected row in a relaxation stage: one per starting magnetic configuration of the
+    stage's ``magnetism`` for candidates with a calculator that takes initial moments (FM: the row's own
+    start, as without configurations), else the one task."""
+    from tansaku.calculators import get_spec
+    from tansaku.screening.magnetic_configurations import magnetic_configurations
+
+    name, params = stage.calculator.name, stage.calculator.params
+    if not (get_spec(name).uses_initial_magmoms and params.get("spin", True)):
+        return [next_stage_task(source, atoms, name, params, stage.relax, stage.name)]
+    mode = stage.magnetism.configurations if source.kind == KIND_CANDIDATE else "fm"
+    configurations = magnetic_configurations(atoms, mode, stage.magnetism.max_configurations)
+    tasks = [next_stage_task(source, atoms, name, params, stage.relax, stage.name, configuration=c)
+             for c in configurations[1:]]
+    fm = next_stage_task(source, atoms, name, params, stage.relax, stage.name)
+    fm.configuration = "fm"
+    return [fm, *tasks]
 
 
 def save_stage_tasks(campaign: Campaign, plan: Plan, name: str, tasks: Sequence[Task]) -> Plan:

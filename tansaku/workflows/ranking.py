@@ -23,8 +23,11 @@ from tansaku.screening.properties import magnet_properties
 from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
 from tansaku.workflows.campaign import Campaign, CampaignError, Ranking, parse_campaign, parse_ranking_table
+from tansaku.workflows.magnetism import MAGNETISM_INPUTS, magnetic_columns
+from tansaku.workflows.tasks import CALCULATION_ANISOTROPY
 
-RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged")
+RECORD_INPUTS = ("task_id", "kind", "status", "calculator", "energy", "volume", "magmom_total", "converged",
+                 *MAGNETISM_INPUTS)
 # objective -> the upper-bound column that stands in for it when the ranked calculator's moments are unsigned
 UPPER_BOUNDS = {"mu0_ms": "mu0_ms_upper", "bh_max": "bh_max_upper"}
 
@@ -96,9 +99,11 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     if rows is not None:
         ok = ok & rows
     chosen = choose_calculator(cols["calculator"], ok, calculator)
-    elements, counts = composition_matrix(*read_atom_numbers(path))
+    numbers, atom_start, natoms = read_atom_numbers(path)
+    elements, counts = composition_matrix(numbers, atom_start, natoms)
     unconverged = ok & ~cols["converged"].astype(bool)
-    on_hull_rows = ok & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
+    relaxation = cols["calculation"] != CALCULATION_ANISOTROPY  # K1 rows: no relaxation, not on the hull
+    on_hull_rows = ok & relaxation & (cols["calculator"] == chosen) & (~unconverged | include_unconverged)
     energies = np.where(on_hull_rows, cols["energy"], np.nan)
     entries, scale_meta = None, {}
     if reference_entries:
@@ -112,15 +117,18 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
     moments = moment_kinds(cols["calculator"])
     magmom_total = np.where(moments == MOMENTS_NONE, np.nan, cols["magmom_total"])
     site_moments, start, natoms = read_atom_column(path, "magmoms")
+    formula_units = np.gcd.reduce(counts.astype(np.int64), axis=1).clip(1).astype(float)
+    magnetism = magnetic_columns(path, cols, on_hull_rows, site_moments, start, natoms, numbers, formula_units)
     derived: dict[str, np.ndarray] = {
         "formation_energy": hull.formation_energy, "e_above_hull": hull.e_above_hull,
         "decomposition": np.asarray(hull.decomposition, dtype=str),
         **magnet_properties(elements, counts, cols["volume"], magmom_total, signed=moments == MOMENTS_SIGNED,
-                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms)),
+                            magmom_abs_sum=per_row_abs_sum(site_moments, start, natoms), k1=magnetism["k1"]),
+        **magnetism,
         "magnetic_order": magnetic_orders(path, ok & (moments == MOMENTS_SIGNED), site_moments, start, natoms),
         "unconverged": unconverged,
     }
-    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE)
+    eligible = on_hull_rows & (cols["kind"] == KIND_CANDIDATE) & magnetism["ground_state"]
     spec, magnetisation = with_magnetisation_bounds(spec, derived, eligible, chosen, moment_semantics(chosen)[0])
     spec, skipped = without_empty_objectives(spec, derived, eligible)
     try:
@@ -373,8 +381,10 @@ def rank_results(path: str | os.PathLike, ranking: Ranking | None = None, calcul
         raise RankingError(f"--stage {stage}: {path} holds a single-stage campaign")
     stored, stored_calculator = (campaign.ranking, campaign.calculator.name) if campaign else (Ranking(), None)
     ranking = ranking or stored
+    single_point = campaign is not None and campaign.relax.steps == 0  # as a funnel's single-point stage
     derived, meta = compute_ranking(path, ranking.spec, calculator or stored_calculator, ranking.reference_entries,
-                                    allow_mixed_energy_scales=ranking.allow_mixed_energy_scales)
+                                    allow_mixed_energy_scales=ranking.allow_mixed_energy_scales,
+                                    include_unconverged=single_point)
     write_derived(path, derived, meta)
     return ranked_table(path)
 
