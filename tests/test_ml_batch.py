@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections import Counter
 
 import numpy as np
 import pytest
