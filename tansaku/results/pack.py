@@ -9,13 +9,15 @@ from operator import attrgetter
 import numpy as np
 
 from tansaku.constants import MAX_Z, STATUSES
+from tansaku.results.ragged import Text, from_bytes
 from tansaku.results.record import Record
 from tansaku.results.schema import ARRAY_COLUMNS, SCALAR_COLUMNS, STRING_COLUMNS, Column, encode_str
 
 
 @dataclass
 class Batch:
-    """Column arrays of a batch: ``rows[name]`` has one entry per record, ``atoms[name]`` one per atom.
+    """Column arrays of a batch: ``rows[name]`` has one entry per record, ``atoms[name]`` one per atom,
+    ``text[name]`` the UTF-8 values of a text column (each fits the column's width).
 
     ``rows`` lacks ``atom_start`` (the store decides where the atoms go); ``natoms`` gives the counts.
     """
@@ -23,6 +25,7 @@ class Batch:
     task_ids: list[str]
     rows: dict[str, np.ndarray]
     atoms: dict[str, np.ndarray]
+    text: dict[str, Text]
 
     def __len__(self) -> int:
         return len(self.task_ids)
@@ -131,8 +134,7 @@ def pack_records(records: Sequence[Record]) -> Batch:
         natoms.append(len(z))
 
     rows: dict[str, np.ndarray] = {}
-    for c in STRING_COLUMNS:
-        rows[c.name] = np.array(strings[c.name], dtype=c.dtype)  # carries the UTF-8 tag h5py needs
+    text = {c.name: from_bytes(strings[c.name]) for c in STRING_COLUMNS}
     for c in SCALAR_COLUMNS:
         rows[c.name] = np.array(scalars[c.name], dtype=c.dtype)
     for c in ARRAY_COLUMNS:
@@ -143,7 +145,7 @@ def pack_records(records: Sequence[Record]) -> Batch:
         "positions": np.concatenate(positions) if positions else np.zeros((0, 3)),
         "magmoms": np.concatenate(magmoms) if magmoms else np.zeros(0),
     }
-    return Batch([r.task_id for r in records], rows, atoms)
+    return Batch([r.task_id for r in records], rows, atoms, text)
 
 
 _BOOLS = frozenset({bool, np.bool_})
@@ -173,16 +175,12 @@ def _columns(records: Sequence[Record]) -> Batch | None:
     rows: dict[str, np.ndarray] = {}
     fields = STRING_COLUMNS + SCALAR_COLUMNS + ARRAY_COLUMNS
     by_field = dict(zip((c.name for c in fields), zip(*map(attrgetter(*(c.name for c in fields)), records))))
+    text = {}
     for c in STRING_COLUMNS:
-        values = by_field[c.name]
-        if not all(type(v) is str for v in values):
+        column = _text_column(by_field[c.name], c)
+        if column is None:
             return None
-        raw = [v.encode("utf-8") for v in values]
-        if raw and max(map(len, raw)) > c.width:
-            if not c.truncate:
-                return None
-            raw = [b if len(b) <= c.width else encode_str(v, c) for b, v in zip(raw, values)]
-        rows[c.name] = np.array(raw, dtype=c.dtype)
+        text[c.name] = column
     for c in SCALAR_COLUMNS:
         values = by_field[c.name]
         kind = c.dtype.kind
@@ -224,4 +222,22 @@ def _columns(records: Sequence[Record]) -> Batch | None:
         "positions": np.concatenate(positions) if positions else np.zeros((0, 3)),
         "magmoms": np.concatenate(magmoms) if magmoms else np.zeros(0),
     }
-    return Batch(task_ids, rows, atoms)
+    return Batch(task_ids, rows, atoms, text)
+
+
+def _text_column(values: tuple, c: Column) -> Text | None:
+    """The values (all str) of text column ``c`` as a Text: one join and one encode when they are ASCII."""
+    if not all(type(v) is str for v in values):
+        return None
+    joined = "".join(values)
+    data = joined.encode("utf-8")
+    if len(data) == len(joined):  # ASCII: a character is a byte
+        lengths = np.fromiter(map(len, values), np.int64, len(values))
+        if not len(values) or lengths.max() <= c.width:
+            return Text(np.frombuffer(data, np.uint8), lengths)
+    raw = [v.encode("utf-8") for v in values]
+    if raw and max(map(len, raw)) > c.width:
+        if not c.truncate:
+            return None
+        raw = [b if len(b) <= c.width else encode_str(v, c) for b, v in zip(raw, values)]
+    return from_bytes(raw)

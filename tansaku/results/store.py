@@ -17,13 +17,13 @@ from types import TracebackType
 
 import h5py
 import numpy as np
-from h5py import h5f, h5p, h5s
+from h5py import h5f, h5p
 
 from tansaku.results.derived import remove_derived, remove_stale_derived_temporary
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
 from tansaku.results.pack import pack
-from tansaku.results.read import atoms_end, check_schema, committed_rows, damaged, read_columns
+from tansaku.results.read import check_schema, committed_rows, damaged, open_for_reading, read_columns
 from tansaku.results.record import STATUS_OK, Record
 from tansaku.results.recover import (
     is_crashed_writer_error,
@@ -32,15 +32,13 @@ from tansaku.results.recover import (
     write_new_file,
 )
 from tansaku.results.schema import (
-    ATOM_COLUMNS,
-    ATOMS,
     COMMITTED,
-    RECORD_COLUMNS,
-    RECORDS,
+    SCHEMA_VERSION,
     STATUS_COLUMN,
     missing_optional_columns,
     new_file_attrs,
 )
+from tansaku.results.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -61,27 +59,6 @@ def _open_swmr_writer(path: Path) -> h5py.File:
     return h5py.File(fid)
 
 
-class _Column:
-    """A dataset written through the low-level API, its shape and dtype cached: h5py's ``ds[a:b] = v``
-    and ``ds.shape`` cost ~0.1 ms of Python per call, most of a one-record append."""
-
-    def __init__(self, ds: h5py.Dataset) -> None:
-        self.ds, self.length, self.tail, self.dtype = ds, ds.shape[0], ds.shape[1:], ds.dtype
-
-    def write(self, start: int, values: np.ndarray) -> None:
-        """Write ``values`` at rows [start, start + len(values)), extending the dataset if needed."""
-        if not len(values):
-            return
-        end = start + len(values)
-        if self.length < end:  # it may be longer: rows left beyond the committed ones by a crash
-            self.ds.id.set_extent((end, *self.tail))
-            self.length = end
-        values = np.ascontiguousarray(values, dtype=self.dtype)
-        fspace = self.ds.id.get_space()
-        fspace.select_hyperslab((start,) + (0,) * len(self.tail), values.shape)
-        self.ds.id.write(h5s.create_simple(values.shape), fspace, values)
-
-
 class Store:
     """The writer of one results file; open it with ``Store.open`` (a context manager)."""
 
@@ -89,11 +66,10 @@ class Store:
         self.path = path
         self._f = h5
         self._lock = lock
-        self._rec = {c.name: _Column(h5[f"{RECORDS}/{c.name}"]) for c in RECORD_COLUMNS}
-        self._atoms = {c.name: _Column(h5[f"{ATOMS}/{c.name}"]) for c in ATOM_COLUMNS}
         self._committed = h5[COMMITTED]
         self._n = committed_rows(h5)
-        self._atoms_end = atoms_end(h5, self._n)
+        self._writer = Writer(h5, self._n)
+        self._rec = self._writer.rec
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
         self._index: dict[str, tuple[int, str]] = {
             t: (row, s) for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
@@ -164,18 +140,10 @@ class Store:
         if not len(batch):
             return
 
-        counts = batch.rows["natoms"]
-        a0, total = self._atoms_end, int(counts.sum())
-        self._atoms_end = a0 + total  # never hand these atoms out again, even if this append fails
-        for name, col in self._atoms.items():
-            col.write(a0, batch.atoms[name])
-        rows = {**batch.rows, "atom_start": a0 + np.cumsum(counts) - counts}
-
+        rows = self._writer.place(batch)
         n0, k = self._n, len(new)
         if k:
-            take = np.asarray(new)
-            for name, col in self._rec.items():
-                col.write(n0, rows[name][take])
+            self._writer.write_rows(n0, rows if k == len(batch) else {n: v[new] for n, v in rows.items()})
         if redo:
             self._f.flush()  # the new atoms exist before any committed row points at them
             order = np.argsort(redo_rows)
@@ -219,7 +187,7 @@ class Store:
         if self.closed:
             return
         try:
-            live = sum(col.ds.id.get_storage_size() for col in (*self._rec.values(), *self._atoms.values()))
+            live = self._writer.storage_size()
             self._f.close()
             if compact or (compact is None and self.path.stat().st_size > 2 * live + COMPACT_SLACK):
                 try:
@@ -239,3 +207,22 @@ class Store:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def upgrade(path: str | os.PathLike) -> tuple[int, int, int]:
+    """Rewrite the store at ``path`` in the current schema version (``SCHEMA_VERSION``), by the same
+    atomic copy as crash recovery, under the writer lock (StoreLockedError while a run writes it); the
+    side file of derived columns still applies. Returns (old version, new version, rows). A store already
+    in the current version is left as it is."""
+    path = Path(path)
+    lock = WriterLock(path)
+    lock.acquire()
+    try:
+        remove_stale_temporaries(path)
+        with open_for_reading(path) as f:
+            version, rows = int(f.attrs["schema_version"]), committed_rows(f)
+        if version != SCHEMA_VERSION:
+            rows = rewrite(path, {"schema_version": SCHEMA_VERSION})
+        return version, SCHEMA_VERSION, rows
+    finally:
+        lock.release()
