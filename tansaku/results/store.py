@@ -22,7 +22,7 @@ from h5py import h5f, h5p
 from tansaku.results.derived import remove_derived, remove_stale_derived_temporary
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
-from tansaku.results.pack import pack
+from tansaku.results.pack import Batch, pack
 from tansaku.results.read import check_schema, committed_rows, damaged, open_for_reading, read_columns
 from tansaku.results.record import STATUS_OK, Record
 from tansaku.results.recover import (
@@ -126,7 +126,12 @@ class Store:
         any invalid record (naming its task_id and field) -- in both cases before anything is written.
         """
         self._check_open()
-        batch = pack(records)
+        self.append_packed(pack(records))
+
+    def append_packed(self, batch: Batch) -> None:
+        """``append`` of records already validated and packed by ``tansaku.results.pack.pack`` (so that
+        packing can happen elsewhere, e.g. while the previous batch is written)."""
+        self._check_open()
         new, redo, redo_rows = [], [], []
         for i, tid in enumerate(batch.task_ids):
             hit = self._index.get(tid)
