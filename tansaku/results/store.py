@@ -133,7 +133,10 @@ class Store:
         packing can happen elsewhere, e.g. while the previous batch is written)."""
         self._check_open()
         new, redo, redo_rows = [], [], []
-        for i, tid in enumerate(batch.task_ids):
+        ids = batch.task_ids
+        if self._index.keys().isdisjoint(ids):  # the usual case, without a Python step per record
+            new = list(range(len(ids)))
+        for i, tid in enumerate(() if new else ids):
             hit = self._index.get(tid)
             if hit is None:
                 new.append(i)
@@ -163,11 +166,14 @@ class Store:
         self._f.flush()
 
         self._n = n0 + k
-        status = rows[STATUS_COLUMN]
+        status = np.char.decode(rows[STATUS_COLUMN], "utf-8").tolist()
+        if k == len(ids):
+            self._index.update(zip(ids, zip(range(n0, n0 + k), status)))
+            return
         for j, i in enumerate(new):
-            self._index[batch.task_ids[i]] = (n0 + j, status[i].decode())
+            self._index[ids[i]] = (n0 + j, status[i])
         for i, row in zip(redo, redo_rows):
-            self._index[batch.task_ids[i]] = (row, status[i].decode())
+            self._index[ids[i]] = (row, status[i])
 
     def statuses(self) -> dict[str, str]:
         """task_id -> status ("ok" | "failed") of every committed row, for resuming a campaign."""
