@@ -239,3 +239,22 @@ def test_ragged_text_round_trips_against_python():
     assert list(to_fixed(text.data, start[order], (start + text.lengths)[order])) == list(expected[order])
     with pytest.raises(ValueError, match="outside"):
         to_fixed(text.data, np.array([0]), np.array([len(text.data) + 1]))
+
+
+def test_top_rows_without_a_full_sort_equal_the_full_sort():
+    """query's partial selection of the top ``limit`` rows gives the full stable sort's first rows (ties in
+    row order, NaN last), ascending and descending, floats and integers."""
+    from tansaku.results.query import _order, _top
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 200))
+        values = rng.integers(0, 10, n).astype(float)
+        values[rng.random(n) < 0.2] = np.nan
+        if trial % 3 == 0:
+            values = rng.integers(-5, 5, n)
+        for descending in (False, True):
+            for limit in (0, 1, 5, 50):
+                top = _top(values, descending, limit)
+                if top is not None:
+                    assert list(top) == list(_order(values, descending)[:limit])

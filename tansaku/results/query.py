@@ -179,6 +179,24 @@ def _order(values: np.ndarray, descending: bool) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
+def _top(values: np.ndarray, descending: bool, limit: int | None) -> np.ndarray | None:
+    """The first ``limit`` positions of ``_order(values, descending)`` without sorting every value (a
+    partition finds the candidates, ties included; only they are sorted), for numeric columns; None
+    where the full order is needed (no limit, text, or fewer numbers than ``limit``)."""
+    if limit is None or limit >= len(values) or values.dtype.kind not in "iuf":
+        return None
+    key = values.astype(np.float64)
+    if descending:
+        key = -key
+    finite = ~np.isnan(key)
+    numbers = key[finite]
+    if len(numbers) <= limit:
+        return None
+    kth = np.partition(numbers, limit - 1)[limit - 1] if limit else -np.inf
+    candidates = np.flatnonzero(finite & (key <= kth))
+    return candidates[_order(values[candidates], descending)][:limit]
+
+
 def _output_columns(cols: _Columns, filters: list[Filter], sort: str | None,
                     columns: Sequence[str] | None, ids: bool) -> list[str]:
     if columns is None:
@@ -233,7 +251,9 @@ def query(path: Source, where: Sequence[str | Filter] = (), sort: str | None = N
         rows = np.flatnonzero(mask)
 
         if sort is not None:
-            rows = rows[_order(cols.at(sort, rows), descending)]
+            values = cols.at(sort, rows)
+            top = _top(values, descending, limit)
+            rows = rows[_order(values, descending) if top is None else top]
         if limit is not None:
             rows = rows[:limit]
         order = np.argsort(rows, kind="stable")  # read in row order, put back in the output order
