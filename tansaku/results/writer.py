@@ -31,6 +31,7 @@ class _Column:
     def __init__(self, ds: h5py.Dataset, grow: bool = False) -> None:
         self.ds, self.length, self.tail, self.dtype = ds, ds.shape[0], ds.shape[1:], ds.dtype
         self.grow = ds.chunks[0] if grow else 0
+        self._space: h5s.SpaceID | None = None
 
     def write(self, start: int, values: np.ndarray) -> None:
         """Write ``values`` at rows [start, start + len(values)), extending the dataset if needed
@@ -43,10 +44,12 @@ class _Column:
                 end = max(end, self.length + max(self.length // 4, self.grow))
             self.ds.id.set_extent((end, *self.tail))
             self.length = end
+            self._space = None
         values = np.ascontiguousarray(values, dtype=self.dtype)
-        fspace = self.ds.id.get_space()
-        fspace.select_hyperslab((start,) + (0,) * len(self.tail), values.shape)
-        self.ds.id.write(h5s.create_simple(values.shape), fspace, values)
+        if self._space is None:
+            self._space = self.ds.id.get_space()  # the file's dataspace, kept until the next resize
+        self._space.select_hyperslab((start,) + (0,) * len(self.tail), values.shape)
+        self.ds.id.write(h5s.create_simple(values.shape), self._space, values)
 
 
 class Writer:
