@@ -177,9 +177,12 @@ def new_file_attrs(campaign_text: str, version: int = SCHEMA_VERSION) -> dict[st
 # queried one-value-per-row columns stay unfiltered; compressed chunks are rewritten elsewhere on each
 # flush while partly filled, so they are sized to a few appends of a few hundred records.
 V2_FIXED_TEXT = frozenset({"status", "kind"})  # short, from a closed set: fixed-width as in version 1
-V2_PLAIN_BYTES = 1 << 16  # unfiltered chunks of one-value-per-row columns
-V2_PACKED_BYTES = 1 << 15  # compressed chunks of /records (spans, cell, stress, pbc, kind)
-V2_TEXT_BYTES = 1 << 14  # compressed chunks of /text buffers (small: a point read inflates few bytes)
+# Chunk sizes (uncompressed) are a compromise between reading a few scattered rows (a query's top
+# rows: each touched chunk is read and inflated whole) and reading whole columns (per-chunk overhead).
+V2_PLAIN_BYTES = 1 << 15  # unfiltered chunks of one-value-per-row columns
+V2_SPAN_BYTES = 1 << 13  # compressed chunks of text spans (512 rows)
+V2_PACKED_BYTES = 1 << 15  # compressed chunks of the other /records datasets (cell, stress, pbc, kind)
+V2_TEXT_BYTES = 1 << 12  # compressed chunks of /text buffers
 V2_ATOM_BYTES = 1 << 17  # compressed chunks of /atoms
 V2_LEVEL = 1  # gzip level: as small as level 4 on these columns, ~2x faster to write
 SPAN = np.dtype("<i8")  # a ragged text value: [start, stop) in its /text buffer, shape (2,)
@@ -211,7 +214,7 @@ class Layout:
         if self.version == 1:
             return Stored(c.dtype, c.shape, c.chunk_rows, COMPRESSION_LEVEL)
         if self.ragged(c):
-            return Stored(SPAN, (2,), _rows(V2_PACKED_BYTES, 2 * SPAN.itemsize), V2_LEVEL)
+            return Stored(SPAN, (2,), _rows(V2_SPAN_BYTES, 2 * SPAN.itemsize), V2_LEVEL)
         if not c.shape and c.name != "kind":
             return Stored(c.dtype, (), _rows(V2_PLAIN_BYTES, c.row_bytes), 0)
         return Stored(c.dtype, c.shape, _rows(V2_PACKED_BYTES, c.row_bytes), V2_LEVEL)
