@@ -185,6 +185,7 @@ def run(repeats: int, quick: bool) -> list[Row]:
             pyarrow = None
         if pyarrow is not None:
             pq_path = Path(tmp) / "ref.parquet"
+            _parquet(pq_path, 16, 16)  # pyarrow's one-off initialisation (~1 s), not timed
             base, fast = side_by_side(lambda: _parquet(pq_path, n, 4096), lambda: _append(v2, n, 4096, 2, True), repeats)
             rows.append(Row("store", f"append {n} packed records, batch 4096", "Parquet (pyarrow)", "schema v2", base,
                             fast, f"Parquet {_rate(n, base)} {_size(pq_path, n)}; v2 {_rate(n, fast)} {_size(v2, n)}"))
