@@ -13,6 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from synthetic import record_differences, synthetic_record
+from v1_store import write_v1_store
 
 from tansaku.results import (
     SCHEMA_VERSION,
@@ -27,8 +29,6 @@ from tansaku.results import (
 from tansaku.results.query import query, to_structures
 from tansaku.results.ragged import from_bytes, from_fixed, to_fixed
 from tansaku.results.store import upgrade
-from synthetic import record_differences, synthetic_record
-from v1_store import write_v1_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_version_2_reads_with_plain_h5py_as_documented(tmp_path):
         i = 5
         s, m = rec["atom_start"][i], rec["natoms"][i]
         numbers, positions = f["atoms/numbers"][s:s + m], f["atoms/positions"][s:s + m]
-    assert n == 50 and set(f"{k}" for k in ("task_id", "label", "params", "error")) <= set(cols)
+    assert n == 50 and {"task_id", "label", "params", "error"} <= set(cols)
     assert cols["task_id"] == [r.task_id for r in expected]
     assert cols["label"][1] == "Fe₂Co-1 α✓ é"
     assert [s.decode() for s in cols["status"]] == [r.status for r in expected]
