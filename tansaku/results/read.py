@@ -180,7 +180,9 @@ def text_end(f: h5py.File, name: str, n: int) -> int:
     """One past the last byte of ``/text/<name>`` used by rows [0, n): bytes beyond it are free."""
     if n == 0:
         return 0
-    return int(_dataset(f, f"{RECORDS}/{name}")[:n, 1].max())
+    # [:n] then [:, 1]: HDF5 2.0 can fail a strided selection ([:n, 1]) of a chunked dataset with
+    # "can't insert duplicate key"
+    return int(_dataset(f, f"{RECORDS}/{name}")[:n][:, 1].max())
 
 
 POINT_READ_FRACTION = 0.5  # read a dataset whole when the selected rows touch more of its chunks

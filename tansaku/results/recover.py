@@ -20,7 +20,7 @@ import numpy as np
 from tansaku.results.atomic import CREATE_SUFFIX, RECOVER_SUFFIX, fsync_path
 from tansaku.results.derived import copy_derived
 from tansaku.results.errors import StoreError
-from tansaku.results.read import atoms_end, committed_rows, open_for_reading, read_record_column, text_end
+from tansaku.results.read import atoms_end, committed_rows, open_for_reading, read_record_column
 from tansaku.results.schema import (
     ARRAY_COLUMNS,
     ATOM_COLUMNS,
@@ -72,8 +72,9 @@ def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
             if ds.shape[0] < count:
                 raise StoreError(f"{src.filename}: {group}/{c.name} has {ds.shape[0]} entries, {count} committed")
             _copy(ds, out, count)
-            if group == RECORDS and layout.ragged(c):
-                _copy(src[f"{TEXT}/{c.name}"], dst[f"{TEXT}/{c.name}"], text_end(src, c.name, n))
+            if group == RECORDS and layout.ragged(c):  # through the same handle: refreshing a second one
+                end = int(ds[:count][:, 1].max()) if count else 0  # breaks SWMR reads (h5py #2803)
+                _copy(src[f"{TEXT}/{c.name}"], dst[f"{TEXT}/{c.name}"], end)
     dst[COMMITTED][0] = n
     return n
 
