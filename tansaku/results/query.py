@@ -40,7 +40,7 @@ from tansaku.results.read import (
     read_padded,
     read_record_column,
 )
-from tansaku.results.schema import ATOMS, RECORD_COLUMN_BY_NAME, RECORDS, STATUS_COLUMN
+from tansaku.results.schema import ATOMS, RECORD_COLUMN_BY_NAME, RECORDS, STATUS_COLUMN, layout_of
 from tansaku.results.structures import to_structures
 
 if TYPE_CHECKING:
@@ -63,8 +63,10 @@ class _Columns:
         self.n = committed_rows(f)
         self._derived = load_derived(f).columns
         self.derived = [k for k in self._derived if k not in RECORD_COLUMN_BY_NAME]
+        stored = set(self.f[RECORDS])
         self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values()
-                        if not c.shape and (not c.optional or c.name in self.f[RECORDS])]
+                        if not c.shape and (not c.optional or c.name in stored)]
+        self._stored = (layout_of(f), stored)  # looked up once per query, not once per column read
         self._cache: dict[str, np.ndarray] = {}
         self._handles: dict[str, h5py.Dataset] = {}
 
@@ -101,7 +103,7 @@ class _Columns:
         """All committed rows of ``name`` (text as raw UTF-8 bytes), read once per query."""
         if name not in self._cache:
             if name in self.records:
-                self._cache[name] = read_record_column(self.f, name, slice(0, self.n), self.n)
+                self._cache[name] = read_record_column(self.f, name, slice(0, self.n), self.n, *self._stored)
             else:
                 self._cache[name] = read_padded(self._derived[name], slice(0, self.n), self.n)
         return self._cache[name]
@@ -110,7 +112,7 @@ class _Columns:
         """``name`` at ``rows`` (sorted, unique): only the chunks they touch when they touch few."""
         if name in self._cache or name not in self.records or not len(rows):
             return self.full(name)[rows]
-        return read_record_column(self.f, name, rows, self.n)
+        return read_record_column(self.f, name, rows, self.n, *self._stored)
 
 
 # ------------------------------------------------------------------------------------------------ masks

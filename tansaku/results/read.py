@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from tansaku.results.schema import (
     STRING_COLUMNS,
     TEXT,
     VERSIONS,
+    Layout,
     layout_of,
 )
 
@@ -249,16 +250,18 @@ def read_text(f: h5py.File, name: str, spans: np.ndarray) -> np.ndarray:
                          f"({buf.shape[0]} bytes)") from None
 
 
-def read_record_column(f: h5py.File, name: str, rows: slice | np.ndarray, n: int) -> np.ndarray:
+def read_record_column(f: h5py.File, name: str, rows: slice | np.ndarray, n: int,
+                       layout: Layout | None = None, stored: Container[str] | None = None) -> np.ndarray:
     """Record column ``name`` at ``rows`` (a slice of the ``n`` committed rows, or sorted unique row
     numbers), as stored in schema version 1: text as NUL-padded UTF-8 bytes (not decoded). An optional
-    column the file predates reads as its fill value."""
+    column the file predates reads as its fill value. ``layout`` (``layout_of(f)``) and ``stored`` (the
+    names in ``/records``) spare callers that read many columns looking them up each time."""
     column = RECORD_COLUMN_BY_NAME[name]
-    if column.optional and name not in f[RECORDS]:
+    if column.optional and name not in (f[RECORDS] if stored is None else stored):
         count = len(range(*rows.indices(n))) if isinstance(rows, slice) else len(rows)
         return np.full(count, column.fill, dtype=column.dtype)
     values = _read_at(_dataset(f, f"{RECORDS}/{name}"), rows, n)
-    return read_text(f, name, values) if layout_of(f).ragged(column) else values
+    return read_text(f, name, values) if (layout or layout_of(f)).ragged(column) else values
 
 
 def _decode(a: np.ndarray) -> np.ndarray:
