@@ -199,6 +199,10 @@ def test_upgrade_command(v1_file):
     assert "from schema version 1 to 2" in result.stdout and _version(path) == 2
     assert "already" in _cli("upgrade", path).stdout
     _assert_stored(path, expected)
+    missing = path.with_name("missing.h5")
+    result = _cli("upgrade", missing)
+    assert result.returncode != 0 and "missing.h5: does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and not list(path.parent.glob("missing*"))
 
 
 def test_newer_schema_version_is_a_clear_error(v1_file, tmp_path):

@@ -226,6 +226,7 @@ def upgrade(path: str | os.PathLike) -> tuple[int, int, int]:
     side file of derived columns still applies. Returns (old version, new version, rows). A store already
     in the current version is left as it is."""
     path = Path(path)
+    open_for_reading(path).close()  # a missing, damaged or newer file: its error, before any lock file
     lock = WriterLock(path)
     lock.acquire()
     try:
