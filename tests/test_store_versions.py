@@ -277,3 +277,21 @@ def test_compaction_of_a_version_2_file_in_the_writers_process(tmp_path, caplog)
     assert "could not compact" not in caplog.text
     assert path.stat().st_ino != inode  # rewritten
     _assert_stored(path, expected)
+
+
+def test_whole_chunks_compressed_by_the_writer_replace_what_hdf5_cached(tmp_path):
+    """A large write compresses whole chunks itself (H5Dwrite_chunk) while HDF5 may still cache a dirty
+    partial copy of one of them (rows of a failed append are written again): the new values win, and
+    the chunks read back with plain h5py."""
+    from tansaku.results.schema import Stored, _create_appendable
+    from tansaku.results.writer import _Column
+
+    path = tmp_path / "direct.h5"
+    new = np.arange(3000).reshape(1500, 2)
+    with h5py.File(path, "w", libver="latest") as f:
+        _create_appendable(f, "a", Stored(np.dtype("<i8"), (2,), 512, 1))
+        column = _Column(f["a"], grow=True, direct=True)
+        column.write(0, np.full((100, 2), 7))  # a partial first chunk, dirty in HDF5's cache
+        column.write(0, new)  # chunks 0 and 1 whole: compressed here and written directly
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(f["a"][:1500], new) and f["a"].compression == "gzip"

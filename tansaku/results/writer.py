@@ -7,6 +7,12 @@ Store and by the conversion of a file to another schema version (recover.py).
 
 from __future__ import annotations
 
+import functools
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
+
 import h5py
 import numpy as np
 from h5py import h5s
@@ -24,13 +30,40 @@ from tansaku.results.schema import (
 )
 
 
+DIRECT_MIN_CHUNKS = 2  # a write covering at least this many whole chunks compresses them itself
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for zlib (which releases the GIL): whole chunks of a large append are compressed in parallel."""
+    return ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="tansaku-deflate")
+
+
+def _deflate(chunk: np.ndarray, shuffle: bool, level: int) -> bytes:
+    """``chunk`` as HDF5's shuffle + deflate filters store it (byte planes of the elements, then a zlib
+    stream), so that it can be written with H5Dwrite_chunk and read back by any HDF5."""
+    size = chunk.dtype.itemsize
+    raw = np.ascontiguousarray(chunk.view(np.uint8).reshape(-1, size).T) if shuffle and size > 1 else chunk
+    return zlib.compress(raw.tobytes() if isinstance(raw, np.ndarray) else raw, level)
+
+
 class _Column:
     """A dataset written through the low-level API, its shape and dtype cached: h5py's ``ds[a:b] = v``
-    and ``ds.shape`` cost ~0.1 ms of Python per call, most of a one-record append."""
+    and ``ds.shape`` cost ~0.1 ms of Python per call, most of a one-record append.
 
-    def __init__(self, ds: h5py.Dataset, grow: bool = False) -> None:
+    With ``direct``, the whole chunks a write covers of a shuffled+gzipped dataset are compressed here, in
+    threads, and written as they are (H5Dwrite_chunk): HDF5 would compress them one after the other in
+    its flush. The partly covered chunks at either end go through HDF5 as usual.
+    """
+
+    def __init__(self, ds: h5py.Dataset, grow: bool = False, direct: bool = False) -> None:
         self.ds, self.length, self.tail, self.dtype = ds, ds.shape[0], ds.shape[1:], ds.dtype
-        self.grow = ds.chunks[0] if grow else 0
+        self.chunk = ds.chunks[0]
+        self.grow = self.chunk if grow else 0
+        self.direct = direct and ds.compression == "gzip" and set(ds.id.get_create_plist().get_filter(i)[0]
+                                                                  for i in range(ds.id.get_create_plist().get_nfilters())) \
+            <= {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
+        self.level, self.shuffle = (ds.compression_opts or 0), bool(ds.shuffle)
         self._space: h5s.SpaceID | None = None
 
     def write(self, start: int, values: np.ndarray) -> None:
@@ -46,6 +79,21 @@ class _Column:
             self.length = end
             self._space = None
         values = np.ascontiguousarray(values, dtype=self.dtype)
+        c = self.chunk
+        first, last = -(-start // c) * c, (start + len(values)) // c * c  # whole chunks: rows [first, last)
+        if self.direct and last - first >= DIRECT_MIN_CHUNKS * c:
+            self._hyperslab(start, values[: first - start])
+            blocks = [values[a - start : a - start + c] for a in range(first, last, c)]
+            for a, data in zip(range(first, last, c), _pool().map(_deflate, blocks, repeat(self.shuffle),
+                                                                  repeat(self.level))):
+                self.ds.id.write_direct_chunk((a,) + (0,) * len(self.tail), data)
+            self._hyperslab(last, values[last - start :])
+        else:
+            self._hyperslab(start, values)
+
+    def _hyperslab(self, start: int, values: np.ndarray) -> None:
+        if not len(values):
+            return
         if self._space is None:
             self._space = self.ds.id.get_space()  # the file's dataspace, kept until the next resize
         self._space.select_hyperslab((start,) + (0,) * len(self.tail), values.shape)
@@ -61,9 +109,10 @@ class Writer:
         version-1 file keeps its exact extents)."""
         layout = layout_of(h5)
         grow = layout.version >= 2 if grow is None else grow
-        self.rec = {c.name: _Column(h5[f"{RECORDS}/{c.name}"], grow) for c in RECORD_COLUMNS}
-        self.atoms = {c.name: _Column(h5[f"{ATOMS}/{c.name}"], grow) for c in ATOM_COLUMNS}
-        self.text = {c.name: _Column(h5[f"{TEXT}/{c.name}"], grow) for c in layout.ragged_columns()}
+        direct = layout.version >= 2  # version 1 files are written by HDF5's filters alone, as they were
+        self.rec = {c.name: _Column(h5[f"{RECORDS}/{c.name}"], grow, direct) for c in RECORD_COLUMNS}
+        self.atoms = {c.name: _Column(h5[f"{ATOMS}/{c.name}"], grow, direct) for c in ATOM_COLUMNS}
+        self.text = {c.name: _Column(h5[f"{TEXT}/{c.name}"], grow, direct) for c in layout.ragged_columns()}
         self.atoms_end = atoms_end(h5, n)
         self.text_end = {name: text_end(h5, name, n) for name in self.text}
 
