@@ -3,8 +3,10 @@
 Commit protocol (docs/hdf5_schema.md): a batch's atoms and rows are written beyond the committed end
 and flushed, then ``/committed`` is raised and flushed again. Readers only look at rows [0, committed),
 so a kill at any moment leaves every committed row intact; rows beyond it are overwritten later.
-A stored "failed" row is rewritten in place: its new atoms go to the end of /atoms, its columns are
-written and flushed with the status column last, so until the rewrite is complete the row reads "failed".
+A stored "failed" row is rewritten in place: its new atoms (and, in schema version 2, its text) go to the
+end of their datasets, its columns are written and flushed with the status column last, so until the
+rewrite is complete the row reads "failed". Where rows, atoms and text go is writer.Writer's job, in the
+file's own schema version; ``upgrade`` converts a version-1 file.
 """
 
 from __future__ import annotations
