@@ -295,3 +295,25 @@ def test_whole_chunks_compressed_by_the_writer_replace_what_hdf5_cached(tmp_path
         column.write(0, new)  # chunks 0 and 1 whole: compressed here and written directly
     with h5py.File(path, "r") as f:
         assert np.array_equal(f["a"][:1500], new) and f["a"].compression == "gzip"
+
+
+def test_a_forked_child_appends_with_its_own_compression_threads(tmp_path):
+    """The compression threads of a parent that appended are not inherited by a forked child (e.g. a
+    packed job's worker processes): the child gets its own, instead of waiting for ever."""
+    import multiprocessing
+
+    with Store.open(tmp_path / "parent.h5") as store:
+        store.append(_records(range(600), natoms=26))  # whole chunks: the parent's threads start
+    child = multiprocessing.get_context("fork").Process(target=_append_in_child, args=(tmp_path / "child.h5",))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+    _assert_stored(tmp_path / "child.h5", _records(range(600), natoms=26))
+
+
+def _append_in_child(path: Path) -> None:
+    with Store.open(path) as store:
+        store.append(_records(range(600), natoms=26))

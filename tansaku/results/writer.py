@@ -7,7 +7,6 @@ Store and by the conversion of a file to another schema version (recover.py).
 
 from __future__ import annotations
 
-import functools
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -33,10 +32,18 @@ from tansaku.results.schema import (
 DIRECT_MIN_CHUNKS = 2  # a write covering at least this many whole chunks compresses them itself
 
 
-@functools.cache
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
 def _pool() -> ThreadPoolExecutor:
-    """Threads for zlib (which releases the GIL): whole chunks of a large append are compressed in parallel."""
-    return ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="tansaku-deflate")
+    """Threads for zlib (which releases the GIL): whole chunks of a large append are compressed in parallel.
+    One pool per process: a forked child does not inherit the parent's threads."""
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS.clear()
+        _POOLS[pid] = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)),
+                                         thread_name_prefix="tansaku-deflate")
+    return _POOLS[pid]
 
 
 def _deflate(chunk: np.ndarray, shuffle: bool, level: int) -> bytes:
