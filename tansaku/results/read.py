@@ -231,19 +231,17 @@ def read_text(f: h5py.File, name: str, spans: np.ndarray) -> np.ndarray:
     start, stop = spans[:, 0], spans[:, 1]
     lo, hi = int(start.min()), int(stop.max())
     try:
+        if lo < 0 or hi > buf.shape[0] or np.any(stop < start):
+            raise ValueError("text spans outside their buffer")
         if len(spans) < 4096 and hi > lo:
             chunk = buf.chunks[0]
             touched = np.unique(np.concatenate([start // chunk, (stop - 1) // chunk]))
             if _sparse(touched * chunk, chunk, hi - lo):
-                lengths = np.maximum(stop - start, 0)
-                index = np.repeat(start, lengths) + np.arange(int(lengths.sum())) - \
-                    np.repeat(np.cumsum(lengths) - lengths, lengths)
-                wanted = np.unique(index)
-                if len(wanted) and (wanted[0] < 0 or wanted[-1] >= buf.shape[0]):
-                    raise ValueError("text spans outside their buffer")
-                data = np.zeros(hi - lo, np.uint8)
-                data[wanted - lo] = read_points(buf, wanted)
-                return to_fixed(data, start - lo, stop - lo)
+                lengths = stop - start
+                wanted = np.unique(np.repeat(start, lengths) + np.arange(int(lengths.sum()))
+                                   - np.repeat(np.cumsum(lengths) - lengths, lengths))
+                at = np.searchsorted(wanted, start)  # a value's bytes are consecutive in ``wanted``
+                return to_fixed(read_points(buf, wanted), at, at + lengths)
         return to_fixed(buf[lo:hi] if hi > lo else np.zeros(0, np.uint8), start - lo, stop - lo)
     except ValueError:
         raise StoreError(f"{f.filename}: damaged: /{RECORDS}/{name} points outside /{TEXT}/{name} "
