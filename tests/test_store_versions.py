@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 from synthetic import record_differences, synthetic_record
-from v1_store import write_v1_store
+from v1_store import as_stored_in_v1, write_v1_store
 
 from tansaku.results import (
     SCHEMA_VERSION,
@@ -148,7 +148,7 @@ def test_top_rows_read_only_their_text(tmp_path):
 @pytest.fixture
 def v1_file(tmp_path) -> tuple[Path, list]:
     path = tmp_path / "v1.h5"
-    expected = _records(range(30)) + _records(range(30, 36), "failed")
+    expected = [as_stored_in_v1(r) for r in _records(range(30)) + _records(range(30, 36), "failed")]
     write_v1_store(path, expected, campaign="[campaign]\nname = 'old'\n")
     return path, expected
 
@@ -284,13 +284,13 @@ def test_whole_chunks_compressed_by_the_writer_replace_what_hdf5_cached(tmp_path
     partial copy of one of them (rows of a failed append are written again): the new values win, and
     the chunks read back with plain h5py."""
     from tansaku.results.schema import Stored, _create_appendable
-    from tansaku.results.writer import _Column
+    from tansaku.results.writer import ColumnWriter
 
     path = tmp_path / "direct.h5"
     new = np.arange(3000).reshape(1500, 2)
     with h5py.File(path, "w", libver="latest") as f:
         _create_appendable(f, "a", Stored(np.dtype("<i8"), (2,), 512, 1))
-        column = _Column(f["a"], grow=True, direct=True)
+        column = ColumnWriter(f["a"], grow=True, direct=True)
         column.write(0, np.full((100, 2), 7))  # a partial first chunk, dirty in HDF5's cache
         column.write(0, new)  # chunks 0 and 1 whole: compressed here and written directly
     with h5py.File(path, "r") as f:

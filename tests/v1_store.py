@@ -4,6 +4,7 @@ file made independently of tansaku's own writer (a test helper, not a binary blo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import h5py
@@ -33,6 +34,15 @@ def _column(group: h5py.Group, name: str, data: np.ndarray) -> None:
     chunk = (1 << (rows.bit_length() - 1), *data.shape[1:])
     group.create_dataset(name, data=data, chunks=chunk, maxshape=(None, *data.shape[1:]), shuffle=True,
                          compression="gzip", compression_opts=4)
+
+
+def as_stored_in_v1(record: Record) -> Record:
+    """``record`` as read back from a file of this writer: optional columns added after it read as filled."""
+    from tansaku.results.schema import OPTIONAL_COLUMNS
+
+    missing = {c.name: c.fill.decode() if isinstance(c.fill, bytes) else c.fill
+               for c in OPTIONAL_COLUMNS if c.name not in TEXT and c.name not in NUMBERS}
+    return dataclasses.replace(record, **missing)
 
 
 def write_v1_store(path: Path, records: list[Record], campaign: str = "") -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 import numpy as np
@@ -26,6 +26,7 @@ class Batch:
     rows: dict[str, np.ndarray]
     atoms: dict[str, np.ndarray]
     text: dict[str, Text]
+    settings: dict[str, str] = field(default_factory=dict)  # settings_id -> settings JSON (first seen)
 
     def __len__(self) -> int:
         return len(self.task_ids)
@@ -145,7 +146,7 @@ def pack_records(records: Sequence[Record]) -> Batch:
         "positions": np.concatenate(positions) if positions else np.zeros((0, 3)),
         "magmoms": np.concatenate(magmoms) if magmoms else np.zeros(0),
     }
-    return Batch([r.task_id for r in records], rows, atoms, text)
+    return Batch([r.task_id for r in records], rows, atoms, text, _settings(records))
 
 
 _BOOLS = frozenset({bool, np.bool_})
@@ -218,7 +219,16 @@ def _columns(records: Sequence[Record]) -> Batch | None:
         return None
     rows["natoms"] = np.array(counts, dtype=np.int32)
     atoms = {"numbers": z.astype(np.int16), "positions": xyz, "magmoms": m}
-    return Batch(task_ids, rows, atoms, text)
+    return Batch(task_ids, rows, atoms, text, _settings(records))
+
+
+def _settings(records: Sequence[Record]) -> dict[str, str]:
+    """settings_id -> settings JSON of the records that carry both (the first one of each id)."""
+    out: dict[str, str] = {}
+    for sid, text in zip(map(attrgetter("settings_id"), records), map(attrgetter("settings"), records)):
+        if sid and text and sid not in out:
+            out[sid] = text
+    return out
 
 
 def _text_column(values: tuple, c: Column) -> Text | None:

@@ -80,6 +80,7 @@ def open_for_reading(path: str | os.PathLike) -> h5py.File:
     if not os.path.isfile(path):
         what = "is a directory" if os.path.isdir(path) else "does not exist"
         raise StoreError(f"{os.fspath(path)}: {what}, not a tansaku results store")
+    _check_not_truncated(path)
     try:
         fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_reader_access())
     except (OSError, RuntimeError) as exc:
@@ -93,6 +94,17 @@ def open_for_reading(path: str | os.PathLike) -> h5py.File:
             raise damaged(path, exc) from None
         raise
     return f
+
+
+def _check_not_truncated(path: str | os.PathLike) -> None:
+    """HDF5 compares a file's size with the end of its allocated space only when it opens it without
+    SWMR: probe that way (a file a writer has open refuses such an open, which is fine), so that a
+    truncated file is reported as such before anything else is read from it."""
+    try:
+        h5f.open(os.fsencode(path), h5f.ACC_RDONLY, fapl=_reader_access()).close()
+    except (OSError, RuntimeError) as exc:
+        if "truncated file" in str(exc):
+            raise damaged(path, exc) from None
 
 
 def is_hdf5_failure(exc: BaseException) -> bool:

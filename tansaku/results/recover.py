@@ -25,15 +25,19 @@ from tansaku.results.schema import (
     ARRAY_COLUMNS,
     ATOM_COLUMNS,
     ATOMS,
+    CAMPAIGNS_TABLE,
     COMMITTED,
     RECORD_COLUMNS,
     RECORDS,
     SCALAR_COLUMNS,
     STRING_COLUMNS,
+    TABLE_TEXT,
     TEXT,
+    TEXT_TABLES,
     create_layout,
     layout_of,
 )
+from tansaku.results.tables import committed_entries, current_entry, read_entries, text_key
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,9 @@ def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
     """Copy the committed rows of ``src`` into the empty store ``dst``: verbatim when both have the same
     schema version, else row by row through the writer of ``dst``'s version (``_convert``)."""
     if layout_of(src) != layout_of(dst):
-        return _convert(src, dst)
+        n = _convert(src, dst)
+        _copy_tables(src, dst)
+        return n
     layout = layout_of(src)
     n = committed_rows(src)
     m = atoms_end(src, n)
@@ -76,6 +82,7 @@ def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
                 end = int(ds[:count][:, 1].max()) if count else 0  # breaks SWMR reads (h5py #2803)
                 _copy(src[f"{TEXT}/{c.name}"], dst[f"{TEXT}/{c.name}"], end)
     dst[COMMITTED][0] = n
+    _copy_tables(src, dst)
     return n
 
 
@@ -104,6 +111,42 @@ def _convert(src: h5py.File, dst: h5py.File) -> int:
         writer.write_rows(rows.start, writer.place(batch))
     dst[COMMITTED][0] = n
     return n
+
+
+def _copy_tables(src: h5py.File, dst: h5py.File) -> None:
+    """Copy the committed entries of the text tables; a file from before /campaigns gets its ``campaign``
+    attribute as the first entry (first used when the file was created)."""
+    for table in TEXT_TABLES:
+        group = dst[table.name]
+        k = committed_entries(src, table)
+        if k:
+            for c in table.columns:
+                _copy(src[f"{table.name}/{c.name}"], group[c.name], k)
+            end = int((group["start"][:k] + group["length"][:k]).max())
+            _copy(src[f"{table.name}/{TABLE_TEXT.name}"], group[TABLE_TEXT.name], end)
+        elif table is CAMPAIGNS_TABLE and table.name not in src and src.attrs.get("campaign", ""):
+            text = str(src.attrs["campaign"]).encode("utf-8")
+            created = _unix_time(str(src.attrs.get("created", "")))
+            for name, value in (("key", text_key(text.decode("utf-8"))), ("start", 0), ("length", len(text)),
+                                ("first_used", created), ("last_used", created)):
+                group[name].resize(1, axis=0)
+                group[name][0] = value
+            group[TABLE_TEXT.name].resize(len(text), axis=0)
+            group[TABLE_TEXT.name][:] = np.frombuffer(text, np.uint8)
+            k = 1
+        group[COMMITTED][0] = k
+    current = current_entry(read_entries(dst, CAMPAIGNS_TABLE))
+    if current is not None:
+        dst.attrs["campaign"] = current.text  # for readers that know only the attribute
+
+
+def _unix_time(iso: str) -> float:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return float("nan")
 
 
 def write_new_file(path: Path, attrs: dict[str, object], source: h5py.File | None = None,

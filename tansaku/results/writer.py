@@ -54,7 +54,7 @@ def _deflate(chunk: np.ndarray, shuffle: bool, level: int) -> bytes:
     return zlib.compress(raw.tobytes() if isinstance(raw, np.ndarray) else raw, level)
 
 
-class _Column:
+class ColumnWriter:
     """A dataset written through the low-level API, its shape and dtype cached: h5py's ``ds[a:b] = v``
     and ``ds.shape`` cost ~0.1 ms of Python per call, most of a one-record append.
 
@@ -117,9 +117,9 @@ class Writer:
         layout = layout_of(h5)
         grow = layout.version >= 2 if grow is None else grow
         direct = layout.version >= 2  # version 1 files are written by HDF5's filters alone, as they were
-        self.rec = {c.name: _Column(h5[f"{RECORDS}/{c.name}"], grow, direct) for c in RECORD_COLUMNS}
-        self.atoms = {c.name: _Column(h5[f"{ATOMS}/{c.name}"], grow, direct) for c in ATOM_COLUMNS}
-        self.text = {c.name: _Column(h5[f"{TEXT}/{c.name}"], grow, direct) for c in layout.ragged_columns()}
+        self.rec = {c.name: ColumnWriter(h5[f"{RECORDS}/{c.name}"], grow, direct) for c in RECORD_COLUMNS}
+        self.atoms = {c.name: ColumnWriter(h5[f"{ATOMS}/{c.name}"], grow, direct) for c in ATOM_COLUMNS}
+        self.text = {c.name: ColumnWriter(h5[f"{TEXT}/{c.name}"], grow, direct) for c in layout.ragged_columns()}
         self.atoms_end = atoms_end(h5, n)
         self.text_end = {name: text_end(h5, name, n) for name in self.text}
 
