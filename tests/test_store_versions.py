@@ -162,6 +162,8 @@ def test_version_1_is_read_by_every_reader(v1_file):
     hits = query(path, where=["prototype == B2", "status == ok"], sort="-energy", limit=3)
     assert list(hits["task_id"]) == [r.task_id for r in expected if r.prototype == "B2" and r.status == "ok"][:3]
     assert len(to_structures(path, [expected[7].task_id])[0]) == expected[7].natoms
+    later = query(path, sort="energy", limit=2, columns=["stage_name", "k1_fine"])  # columns the file predates
+    assert list(later["stage_name"]) == ["", ""] and np.isnan(later["k1_fine"]).all()
     for command in (("status", path), ("query", path, "--where", "energy < -1"), ("show", path, "t000000004")):
         result = _cli(*command)
         assert result.returncode == 0, (command, result.stderr)

@@ -64,8 +64,8 @@ class _Columns:
         self._derived = load_derived(f).columns
         self.derived = [k for k in self._derived if k not in RECORD_COLUMN_BY_NAME]
         stored = set(self.f[RECORDS])
-        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values()
-                        if not c.shape and (not c.optional or c.name in stored)]
+        # every one-value-per-row column: an optional one the file predates reads as its fill value
+        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values() if not c.shape]
         self._stored = (layout_of(f), stored)  # looked up once per query, not once per column read
         self._cache: dict[str, np.ndarray] = {}
         self._handles: dict[str, h5py.Dataset] = {}
