@@ -35,9 +35,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; test
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+from synthetic import synthetic_record  # noqa: E402
 
 from benchmarks._table import Row  # noqa: E402
-from synthetic import synthetic_record  # noqa: E402
 from tansaku.results import Store, write_derived  # noqa: E402
 from tansaku.results.atomic import fsync_path  # noqa: E402
 from tansaku.results.pack import Batch, pack  # noqa: E402
@@ -191,7 +191,7 @@ def _size(path: Path, n: int) -> str:
 
 
 def run(repeats: int, quick: bool) -> list[Row]:
-    n = int(os.environ.get("TANSAKU_BENCH_STORE_RECORDS", 0)) or (10_000 if quick else 100_000)
+    n = int(os.environ.get("TANSAKU_BENCH_STORE_RECORDS", "0")) or (10_000 if quick else 100_000)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         v1, v2 = Path(tmp) / "v1.h5", Path(tmp) / "v2.h5"
@@ -248,7 +248,7 @@ def run(repeats: int, quick: bool) -> list[Row]:
 def _main() -> None:
     from benchmarks._table import render
 
-    print(render(run(int(os.environ.get("REPEATS", 1)), "--quick" in sys.argv), os.cpu_count() or 1))
+    print(render(run(int(os.environ.get("REPEATS", "1")), "--quick" in sys.argv), os.cpu_count() or 1))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from tansaku.results.schema import (
     layout_of,
 )
 
-
 DIRECT_MIN_CHUNKS = 2  # a write covering at least this many whole chunks compresses them itself
 
 
@@ -67,9 +66,9 @@ class ColumnWriter:
         self.ds, self.length, self.tail, self.dtype = ds, ds.shape[0], ds.shape[1:], ds.dtype
         self.chunk = ds.chunks[0]
         self.grow = self.chunk if grow else 0
-        self.direct = direct and ds.compression == "gzip" and set(ds.id.get_create_plist().get_filter(i)[0]
-                                                                  for i in range(ds.id.get_create_plist().get_nfilters())) \
-            <= {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
+        dcpl = ds.id.get_create_plist()
+        filters = {dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())}
+        self.direct = direct and ds.compression == "gzip" and filters <= {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
         self.level, self.shuffle = (ds.compression_opts or 0), bool(ds.shuffle)
         self._space: h5s.SpaceID | None = None
 
