@@ -16,7 +16,8 @@ app = typer.Typer(help="tansaku (探索): high-throughput screening of candidate
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # markup off: labels, file names and user text like "[[prototypes]]" or "[/x]" are printed as written
 out = Console(width=None if sys.stdout.isatty() else 200, markup=False)  # no wrapping of tables piped to files
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False,
+              soft_wrap=not sys.stderr.isatty())  # messages in log files stay one line each (grep)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
