@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; tests/synthetic.py
 
-from benchmarks._table import Row  # noqa: E402
+from benchmarks._table import Row
 
 QUACC_VENV = Path(os.environ.get("TANSAKU_QUACC_VENV", Path.home() / ".cache" / "tansaku" / "quacc-venv"))
 FMAX, STEPS = 0.05, 300
@@ -87,7 +87,7 @@ def _pin() -> None:
     pin_threads(1)
 
 
-def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) -> int:  # noqa: ANN001
+def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) -> int:
     """The floor: ASE FIRE on FrechetCellFilter with a fresh calculator, nothing else; returns the steps."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
@@ -101,7 +101,7 @@ def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) 
     return optimizer.nsteps
 
 
-def plan_for(calculator: str, tasks: int, workers: int, folder: Path):  # noqa: ANN201
+def plan_for(calculator: str, tasks: int, workers: int, folder: Path):
     from tansaku.workflows.campaign import parse_campaign
     from tansaku.workflows.plan import make_plan
 
@@ -113,7 +113,7 @@ def plan_for(calculator: str, tasks: int, workers: int, folder: Path):  # noqa: 
     return campaign, plan
 
 
-def tansaku_run(campaign, plan, executor: str, workers: int, output: Path) -> float:  # noqa: ANN001
+def tansaku_run(campaign, plan, executor: str, workers: int, output: Path) -> float:
     """``tansaku run``'s engine: execute_plan into a fresh store (executor start, HDF5 writes included)."""
     from tansaku.workflows.runner import execute_plan
 
@@ -162,6 +162,7 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
         def add(name: str, seconds: float | None) -> None:
             if seconds is not None:
                 times.setdefault(name, []).append(seconds)
+                print(f"  {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
 
         context = multiprocessing.get_context("forkserver")
         for _ in range(repeats):
@@ -223,9 +224,9 @@ def chgnet_row(count: int, repeats: int, steps: int = 10) -> Row:
     relax(cells[0], calc, RelaxSettings(fmax=1e-9, steps=1))  # model loaded and warm
     base, fast = [], []
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-chgnet-") as tmp:
-        campaign = parse_campaign(f'[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
-                                  f'executor = "serial"\n[[prototypes]]\nprototype = "fcc"\n'
-                                  f'sites = {{ "4a" = "Ni" }}\n', base_dir=Path(tmp))
+        campaign = parse_campaign('[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
+                                  'executor = "serial"\n[[prototypes]]\nprototype = "fcc"\n'
+                                  'sites = { "4a" = "Ni" }\n', base_dir=Path(tmp))
         for k in range(repeats):
             start = time.perf_counter()
             for atoms in cells:

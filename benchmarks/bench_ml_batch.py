@@ -63,7 +63,7 @@ def batched(structures: list, steps: int, device: str = "cpu", name: str = "chgn
     return len(structures)
 
 
-def torchsim_model(device: str = "cpu"):  # noqa: ANN201
+def torchsim_model(device: str = "cpu"):
     """torch-sim's SevenNet model around tansaku's loaded 7net-0, or None without torch-sim.
     (torch-sim 0.3.0 imports ``sevenn.calculator.torch_script_type``, which sevenn 0.13 no longer has; it
     only serves an isinstance check, so it is set to torch's ScriptModule.)"""
@@ -83,7 +83,7 @@ def torchsim_model(device: str = "cpu"):  # noqa: ANN201
     return SevenNetModel(model, device=device)
 
 
-def torchsim(model, structures: list, steps: int) -> int:  # noqa: ANN001
+def torchsim(model, structures: list, steps: int) -> int:
     """torch-sim's batched FIRE on the Fréchet cell filter (ASE flavour), ``steps`` steps for all cells."""
     import torch
     import torch_sim as ts

@@ -19,7 +19,13 @@ from ase.build import bulk
 from hpc_campaigns import small
 from synthetic import smfe12_cells
 
-from tansaku.calculators import RelaxSettings, Runtime, get_calculator, relax
+from tansaku.calculators import (
+    RelaxSettings,
+    RunContext,
+    Runtime,
+    get_calculator,
+    relax,
+)
 from tansaku.calculators.batch import batch_evaluator, relax_batch
 from tansaku.calculators.errors import UnphysicalResult
 from tansaku.calculators.registry import CalculatorConfigError
@@ -27,7 +33,14 @@ from tansaku.results import read_table
 from tansaku.results.record import STATUS_FAILED, STATUS_OK
 from tansaku.workflows.executors import make_executor
 from tansaku.workflows.plan import make_plan
-from tansaku.workflows.run_task import TASK_LOG_VARIABLE, TaskBatch, run_batch, run_task, run_tasks, work_units
+from tansaku.workflows.run_task import (
+    TASK_LOG_VARIABLE,
+    TaskBatch,
+    run_batch,
+    run_task,
+    run_tasks,
+    work_units,
+)
 from tansaku.workflows.runner import execute_plan
 from tansaku.workflows.tasks import Task
 
@@ -223,28 +236,20 @@ def test_batched_relaxation_on_cuda(name):
     settings = RelaxSettings(fmax=0.05, steps=200)
     on_gpu = relax_batch(structures, name, settings=settings, runtime=Runtime(device="cuda"))
     on_cpu = relax_batch(structures, name, settings=settings, runtime=Runtime(device="cpu"))
-    model = get_calculator(name, None, __import__("tansaku").calculators.RunContext(Runtime(device="cuda"))).model
+    model = get_calculator(name, None, RunContext(Runtime(device="cuda"))).model
     assert next(model.parameters()).device.type == "cuda"
     for gpu, cpu, atoms in zip(on_gpu, on_cpu, structures):
         assert gpu.converged and abs(gpu.energy - cpu.energy) / len(atoms) < 1e-3
 
 
 @pytest.mark.ml
-def test_sevenn_graph_batch_relaxes_like_the_per_structure_path():
-    pytest.importorskip("sevenn")
+@pytest.mark.parametrize("name", ["chgnet", "sevenn"])
+def test_graph_batch_relaxes_like_the_per_structure_path(name):
+    pytest.importorskip(name)
     structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4), bulk("Cu", "fcc", a=3.7)]
     for atoms in structures:
         atoms.rattle(0.02, seed=1)
-    _same_as_per_structure(structures, RelaxSettings(fmax=0.05, steps=200), "sevenn")
-
-
-@pytest.mark.ml
-def test_chgnet_graph_batch_relaxes_like_the_per_structure_path():
-    pytest.importorskip("chgnet")
-    structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4), bulk("Cu", "fcc", a=3.7)]
-    for atoms in structures:
-        atoms.rattle(0.02, seed=1)
-    _same_as_per_structure(structures, RelaxSettings(fmax=0.05, steps=200))
+    _same_as_per_structure(structures, RelaxSettings(fmax=0.05, steps=200), name)
 
 
 @pytest.mark.ml
