@@ -175,18 +175,18 @@ def _evaluate(evaluate: BatchEvaluator, relaxing: list[_Relaxation]) -> list[Res
     """One batched call; if it fails, each structure alone, so that one bad cell fails only itself."""
     try:
         return list(evaluate([r.atoms for r in relaxing]))
-    except Exception:
+    except Exception:  # noqa: BLE001 - isolate the structure that broke the batch
         out: list[Results | Exception] = []
         for r in relaxing:
             try:
                 out.extend(evaluate([r.atoms]))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as that structure's result
                 out.append(exc)
         return out
 
 
 def relax_batch(atoms_list: Sequence[Atoms], calculator_name: str, params: Mapping[str, Any] | None = None,
-                settings: RelaxSettings = RelaxSettings(), runtime: Runtime | None = None,
+                settings: RelaxSettings = RelaxSettings(), runtime: Runtime | None = None,  # noqa: B008
                 batch_size: int | None = None, relax_cell: bool | None = None) -> list[RelaxResult | Exception]:
     """Relax copies of ``atoms_list`` with ``batch_size`` of them (default: the runtime's ``batch_size``,
     else all) sharing one model call per step; results in input order.
@@ -226,7 +226,7 @@ def relax_batch(atoms_list: Sequence[Atoms], calculator_name: str, params: Mappi
                 r.optimizer.step()
                 r.optimizer.nsteps += 1
                 still.append(r)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - that structure's failure, the others go on
                 results[r.index] = exc
         relaxing = still
     return results  # type: ignore[return-value]

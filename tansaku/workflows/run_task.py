@@ -126,7 +126,7 @@ def _batch_key(task: Task, runtime: Runtime) -> tuple | None:
     try:
         if runtime.batch_size <= 1 or get_spec(task.calculator).file_based:
             return None
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unknown calculator: run_task says why
         return None
     return task.calculator, _identity(task), task.relax, task.relax.relax_cell and task.relax_cell
 
@@ -156,7 +156,7 @@ def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]
         try:
             results = relax_batch([tasks[i].atoms for i in members], name, tasks[members[0]].params, settings,
                                   runtime, relax_cell=relax_cell)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the whole group failed (model does not load): each task says why
             results = [exc] * len(members)
         for i, result in zip(members, results):
             if isinstance(result, Exception):
