@@ -78,16 +78,17 @@ SEVENN_CAVEAT = "ML potential (SevenNet): energies are a PBE(+U) surrogate; no m
 
 
 register(CalculatorSpec(
-    name="emt", factory=make_emt, elements=EMT_ELEMENTS, package="ase",
+    name="emt", factory=make_emt, elements=EMT_ELEMENTS, package="ase", energy_scale="emt",
     description="ASE's effective-medium theory (fast, for tests and fcc alloys)"))
 register(CalculatorSpec(
-    name="emt-fast", factory=make_emt_fast, elements=EMT_ELEMENTS, package="tansaku",
+    name="emt-fast", factory=make_emt_fast, elements=EMT_ELEMENTS, package="tansaku", energy_scale="emt",
     description="ASE's EMT compiled with numba: same results, ~50x faster (tansaku.calculators.emt_fast)"))
 register(CalculatorSpec(
     name="chgnet", factory=make_chgnet, elements=MPTRJ_ELEMENTS, package="chgnet", magnetic=True,
     defaults={"model": "0.3.0"}, runtime_keys=("device",), moments=MOMENTS_MAGNITUDE, caveat=CHGNET_CAVEAT,
+    energy_scale="chgnet-mptrj",
     description="CHGNet universal potential, pretrained weights shipped in the wheel; predicts magnetic moments"))
 register(CalculatorSpec(
     name="sevenn", factory=make_sevenn, elements=MPTRJ_ELEMENTS, package="sevenn",
-    defaults={"model": "7net-0"}, runtime_keys=("device",), caveat=SEVENN_CAVEAT,
+    defaults={"model": "7net-0"}, runtime_keys=("device",), caveat=SEVENN_CAVEAT, energy_scale="sevenn-mptrj",
     description="SevenNet 7net-0 universal potential, weights shipped in the wheel"))

@@ -11,6 +11,19 @@ from pathlib import Path
 from tansaku.calculators.errors import CodeCrashed, CodeTimeout, ExecutableNotFound
 
 TAIL_LINES = 5
+# set by a task sandbox (workflows/sandbox.py): the file where the launched code's process group id is
+# written while it runs, so that a task killed at its timeout takes the code (its own session) with it
+CODE_PGID_VARIABLE = "TANSAKU_CODE_PGID_FILE"
+
+
+def _note_group(pgid: int | None) -> None:
+    path = os.environ.get(CODE_PGID_VARIABLE)
+    if path:
+        try:
+            with open(path, "w") as fh:
+                fh.write(f"{pgid}\n" if pgid else "")
+        except OSError:
+            pass
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -40,6 +53,7 @@ def run_code(argv: Sequence[str], directory: Path, stdout: str, stderr: str, tim
             raise ExecutableNotFound(f"executable {argv[0]!r} not found (runtime command {argv})") from None
         except PermissionError:
             raise ExecutableNotFound(f"executable {argv[0]!r} is not executable (runtime command {argv})") from None
+        _note_group(proc.pid)  # its own session: the group id is its pid
         try:
             code = proc.wait(timeout=timeout or None)
         except subprocess.TimeoutExpired:
@@ -50,6 +64,8 @@ def run_code(argv: Sequence[str], directory: Path, stdout: str, stderr: str, tim
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
+        finally:
+            _note_group(None)
     if code != 0:
         how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
         detail = _tail(directory / stderr) or _tail(directory / stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -13,8 +14,14 @@ from pymatgen.core import Element
 from tansaku.screening.candidate import Candidate
 from tansaku.screening.dedup import deduplicate
 from tansaku.screening.prototypes import Prototype, build, get_prototype
-from tansaku.screening.substitution import VACANCY, SubstitutionError, Variant, distinct_orderings
+from tansaku.screening.substitution import (VACANCY, SubstitutionError, Variant, check_orderings,
+                                            distinct_orderings, placements)
 from tansaku.screening.symmetry import primitive_cell, site_permutations, site_types
+
+
+MAX_ATOMS = 2000  # default bound on the sites of one structure (a task): generous for ML potentials
+MIN_DISTANCE = 0.5  # Å: closer sites are a broken cell (H2's bond is 0.74 Å), refused before any relaxation
+OPS_PER_SITE = 48  # a crystal's symmetry group has at most 48 point operations x (translations <= sites)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class Decoration:
     distinct_elements: bool = False  # skip parents where two listed sites hold the same element
     primitive: bool = False  # reduce the conventional cell to the primitive one before the supercell
     max_orderings: int = 200_000
+    max_atoms: int = MAX_ATOMS  # sites (atoms and interstitial sites) of one structure, checked before it is built
+    min_distance: float = MIN_DISTANCE  # Å between any two sites (periodic images included); 0: no check
 
 
 @dataclass
@@ -76,6 +85,21 @@ def _without_vacancies(atoms: Atoms, numbers: np.ndarray) -> Atoms:
     return result[numbers != VACANCY]
 
 
+def _check_distances(atoms: Atoms, minimum: float, name: str) -> None:
+    """SubstitutionError when two sites (or a site and a periodic image) are closer than ``minimum`` Å."""
+    if minimum <= 0:
+        return
+    from ase.neighborlist import neighbor_list
+
+    first, second, distance = neighbor_list("ijd", atoms, minimum)
+    if len(distance):
+        k = int(np.argmin(distance))
+        symbols = ["X" if z == VACANCY else s for z, s in zip(atoms.numbers, atoms.get_chemical_symbols())]
+        raise SubstitutionError(
+            f"cellpar: sites {first[k]} ({symbols[first[k]]}) and {second[k]} ({symbols[second[k]]}) of {name} are "
+            f"{distance[k]:.3g} Å apart, closer than min_distance = {minimum:g} Å (a broken cell)")
+
+
 def generate_from(decoration: Decoration) -> list[Candidate]:
     """All candidates of one decoration, before cross-variant deduplication."""
     prototype = get_prototype(decoration.prototype)
@@ -86,6 +110,21 @@ def generate_from(decoration: Decoration) -> list[Candidate]:
         atoms, labels = build(prototype, occupants, cellpar=cellpar, with_interstitials=True)
         if decoration.primitive:
             atoms, labels = primitive_cell(atoms, labels)
+        _check_distances(atoms, decoration.min_distance, prototype.name)
+        sites = len(atoms) * math.prod(decoration.supercell)  # exact, before anything of that size exists
+        if sites > decoration.max_atoms:
+            raise SubstitutionError(
+                f"supercell: {_cell_text(decoration.supercell)} of {prototype.name} has {sites:,} sites, more than "
+                f"max_atoms = {decoration.max_atoms:,} (atoms per task); use a smaller supercell or raise max_atoms")
+        cell_text = _cell_text(decoration.supercell)
+        for j, variant in enumerate(decoration.variants):  # bounded before the symmetry group is built
+            try:
+                base = np.tile(atoms.numbers, math.prod(decoration.supercell))
+                _, total = placements(base, np.tile(labels, math.prod(decoration.supercell)), interstitial_labels,
+                                      variant, cell_text)
+                check_orderings(variant, total, OPS_PER_SITE * sites, decoration.max_orderings, cell_text)
+            except SubstitutionError as exc:
+                raise SubstitutionError(f"variants[{j}] ({variant.name}): {exc}") from None
         atoms = atoms.repeat(decoration.supercell)
         labels = np.tile(labels, int(np.prod(decoration.supercell)))
         numbers = atoms.numbers.copy()

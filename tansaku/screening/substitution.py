@@ -131,6 +131,41 @@ def _slot_assignments(slot: _Slot) -> Iterator[list[tuple[np.ndarray, int]]]:
     yield from place(tuple(slot.sites.tolist()), slot.counts)
 
 
+def placements(numbers: np.ndarray, labels: Sequence[str], interstitial_labels: set[str], variant: Variant,
+               cell_text: str = "given") -> tuple[list[_Slot], int]:
+    """The variant's resolved slots and its number of raw placements (a product of multinomials, exact;
+    no placement is built)."""
+    numbers = np.asarray(numbers)
+    labels = np.asarray(labels, dtype=str)
+    slots, used = [], np.zeros(len(numbers), bool)
+    for sub in variant.substitutions:
+        sites = _select_sites(sub, numbers, labels, interstitial_labels)
+        if used[sites].any():
+            raise SubstitutionError(f"{sub.text()} targets sites already changed by another substitution")
+        used[sites] = True
+        slots.append(_resolve(sub, sites, cell_text))
+    return slots, math.prod(_multinomial(len(s.sites), [c for _, c in s.counts]) for s in slots)
+
+
+def check_orderings(variant: Variant, total: int, n_ops: int, max_orderings: int, cell_text: str) -> int:
+    """At least ``ceil(total / n_ops)`` distinct orderings (every orbit has at most ``n_ops`` members; Burnside);
+    SubstitutionError when that exceeds ``max_orderings``. ``n_ops`` may be an upper bound of the group order
+    (e.g. 48 x sites, before the group is known): the check then comes before anything is allocated."""
+    at_least = -(-total // n_ops)
+    if at_least > max_orderings:
+        raise SubstitutionError(
+            f"variant '{variant.name}' has {_count(total)} placements, at least {_count(at_least)} distinct orderings "
+            f"in the {cell_text} cell, more than max_orderings = {max_orderings:,}; "
+            f"use a smaller cell or fewer substituted sites")
+    return at_least
+
+
+def _count(n: int) -> str:
+    """An exact count for people: 1,234,567, or 5.77e+63 when it is long (no float: it may overflow)."""
+    digits = str(n)
+    return f"{n:,}" if len(digits) <= 15 else f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+
+
 def distinct_orderings(numbers: np.ndarray, labels: Sequence[str], interstitial_labels: set[str],
                        variant: Variant, permutations: np.ndarray, cell_text: str = "given",
                        max_orderings: int = 200_000) -> list[np.ndarray]:
@@ -148,23 +183,10 @@ def distinct_orderings(numbers: np.ndarray, labels: Sequence[str], interstitial_
     bounds the distinct orderings; the refusal comes before any enumeration, from the lower bound
     placements / group order.
     """
+    slots, total = placements(numbers, labels, interstitial_labels, variant, cell_text)
     numbers = np.asarray(numbers)
-    labels = np.asarray(labels, dtype=str)
-    slots, used = [], np.zeros(len(numbers), bool)
-    for sub in variant.substitutions:
-        sites = _select_sites(sub, numbers, labels, interstitial_labels)
-        if used[sites].any():
-            raise SubstitutionError(f"{sub.text()} targets sites already changed by another substitution")
-        used[sites] = True
-        slots.append(_resolve(sub, sites, cell_text))
-    total = math.prod(_multinomial(len(s.sites), [c for _, c in s.counts]) for s in slots)
     n_ops = len(np.unique(np.asarray(permutations), axis=0))
-    at_least = -(-total // n_ops)  # every orbit has at most n_ops members
-    if at_least > max_orderings:
-        raise SubstitutionError(
-            f"variant '{variant.name}' has {total:,} placements, at least {at_least:,} distinct orderings "
-            f"in the {cell_text} cell, more than max_orderings = {max_orderings:,}; "
-            f"use a smaller cell or fewer substituted sites")
+    at_least = check_orderings(variant, total, n_ops, max_orderings, cell_text)
     if _injective(slots, numbers):
         from tansaku.screening.orderly import canonical_orderings
 

@@ -284,6 +284,7 @@ class ExecutorOption:
     default: Any
     minimum: float | None = None
     help: str = ""
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -301,9 +302,10 @@ class ExecutorSpec:
         return [o.name for o in self.options]
 
 
-WORKERS = ExecutorOption("workers", int, 0, 0, "worker processes; 0 = one per core")
+WORKERS = ExecutorOption("workers", int, 0, 0, "worker processes; 0 = one per core", maximum=4096)
 THREADS = ExecutorOption("threads_per_task", int, 1, 1,
-                         "BLAS/OpenMP/torch threads of each task (ML potentials: 1; DFT: the cores per task)")
+                         "BLAS/OpenMP/torch threads of each task (ML potentials: 1; DFT: the cores per task)",
+                         maximum=4096)
 _EXECUTORS: dict[str, ExecutorSpec] = {}
 
 
@@ -350,7 +352,7 @@ register_executor(ExecutorSpec(
      ExecutorOption("address", str, "", None, "scheduler of a running Dask cluster (tcp://host:8786); "
                                               "empty: start a LocalCluster"),
      ExecutorOption("dashboard", bool, False, None, "serve the LocalCluster's dashboard (on 127.0.0.1 only)"),
-     ExecutorOption("dashboard_port", int, 8787, 1, "port of that dashboard")),
+     ExecutorOption("dashboard_port", int, 8787, 1, "port of that dashboard", maximum=65535)),
     "Dask: a LocalCluster started and stopped by tansaku, or an existing scheduler"))
 register_executor(ExecutorSpec(
     "pool", lambda o, run: pool_executor(n_workers(o), run, threads_per_task=o["threads_per_task"]),

@@ -17,7 +17,7 @@ from tansaku.calculators.batch import relax_batch
 from tansaku.calculators.context import RunContext
 from tansaku.calculators.handlers import HandledFailure, relax_with_handlers
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
-from tansaku.workflows.tasks import Task, calculator_identity
+from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, CALCULATION_RELAX, Task, calculator_identity, task_settings
 
 TASK_LOG_VARIABLE = "TANSAKU_TASK_LOG"  # if set, each task start is appended to this file (audit/debug)
 
@@ -34,12 +34,16 @@ def _log_start(task: Task) -> None:
 
 
 def _base_record(task: Task, status: str) -> Record:
+    settings_id, settings = task_settings(task)
     return Record(
         task_id=task.task_id, candidate_id=task.candidate_id, kind=task.kind, label=task.label,
         formula=task.formula, prototype=task.prototype, parent=task.parent, calculator=task.calculator,
-        stage=task.stage, status=status, numbers=task.atoms.numbers.copy(),
+        stage=task.stage, stage_name=task.stage_name, source_task_id=task.source_task_id,
+        configuration=task.configuration, calculation=task.calculation, status=status,
+        numbers=task.atoms.numbers.copy(),
         positions=task.atoms.positions.copy(), cell=np.asarray(task.atoms.cell).copy(),
-        pbc=task.atoms.pbc.copy(), worker=worker_name(), finished_at=time.time())
+        pbc=task.atoms.pbc.copy(), worker=worker_name(), finished_at=time.time(), settings_id=settings_id,
+        settings=settings)
 
 
 def failed_record(task: Task, error: str) -> Record:
@@ -51,7 +55,10 @@ def failed_record(task: Task, error: str) -> Record:
 
 def _identity(task: Task) -> str:
     try:
-        return json.dumps(calculator_identity(task.calculator, task.params), sort_keys=True, default=str)
+        identity = calculator_identity(task.calculator, task.params)
+        if task.calculation != CALCULATION_RELAX:
+            identity[task.calculation] = dict(task.calculation_params)
+        return json.dumps(identity, sort_keys=True, default=str)
     except Exception:  # an unknown calculator: the failure itself says why
         return ""
 
@@ -73,6 +80,8 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
         spec = get_spec(task.calculator)
         context = RunContext.for_task(runtime, task.task_id) if spec.file_based else \
             RunContext(runtime, runtime.scratch_root / task.task_id)
+        if task.calculation == CALCULATION_ANISOTROPY:
+            return _anisotropy_record(task, context, spec, start)
         atoms = task.atoms
         if task.params.get("spin") is False and atoms.get_initial_magnetic_moments().any():
             atoms = atoms.copy()  # a spin-paired calculation must not start from moments (GPAW refuses)
@@ -102,6 +111,23 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
             context.finish(ok=True)
         except OSError:  # the result is good; a scratch directory that cannot be removed is not a failure
             pass
+    record.wall_time = time.perf_counter() - start
+    return record
+
+
+def _anisotropy_record(task: Task, context: RunContext, spec, start: float) -> Record:
+    """K1 of the task's fixed structure (calculators.anisotropy); exceptions go to run_task's handler."""
+    from tansaku.calculators.anisotropy import compute_anisotropy
+
+    with context.threads(dft=spec.file_based):
+        result = compute_anisotropy(task.atoms, task.calculator, task.params, context, task.calculation_params)
+    record = _base_record(task, STATUS_OK)
+    record.energy, record.energy_per_atom = result.energy, result.energy / len(task.atoms)
+    record.magmoms, record.magmom_total = result.magmoms, result.magmom_total
+    record.volume, record.steps, record.converged = float(task.atoms.get_volume()), 0, True
+    record.k1_fine, record.k1_coarse = result.k1_fine, result.k1_coarse
+    record.params, record.scf_iterations = _identity(task), result.scf_iterations
+    context.finish(ok=True)
     record.wall_time = time.perf_counter() - start
     return record
 

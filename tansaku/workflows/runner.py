@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ from tansaku.workflows.executors import (
     n_workers,
 )
 from tansaku.workflows.plan import Plan
-from tansaku.workflows.run_task import run_batch, run_task, work_units
+from tansaku.workflows.run_task import work_units
+from tansaku.workflows.sandbox import task_runner
 from tansaku.workflows.tasks import Task
 
 
@@ -37,6 +37,7 @@ class RunSummary:
     ran: int = 0
     ok: int = 0
     failed: int = 0
+    unconverged: int = 0  # ok records whose relaxation hit its step limit (kept off the hull and the ranking)
     records_written: int = 0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -87,7 +88,7 @@ class _BatchWriter:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(),  # the name is text, not markup
         TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed, "
                    "{task.fields[rate]:.1f} tasks/min"), TimeElapsedColumn(),
         console=console, transient=False)
@@ -110,8 +111,7 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
             if executor is None:  # ours: ML tasks go out in batches when the runtime has a batch_size
                 runtime = campaign.calculator.runtime
                 units = work_units(todo, runtime, _parallel_workers(campaign.execution))
-                run = functools.partial(run_batch if runtime.batch_size > 1 else run_task, runtime=runtime)
-                executor = make_executor(campaign.execution.executor, campaign.execution.options, run,
+                executor = make_executor(campaign.execution.executor, campaign.execution.options, task_runner(campaign),
                                          scheduler=campaign.scheduler)
             store_records(store, executor, units, summary, campaign.execution, campaign.name, console, show_progress,
                           total=len(todo), start=start)
@@ -167,6 +167,7 @@ def _count(summary: RunSummary, record: Record) -> None:
     summary.ran += 1
     if record.status == STATUS_OK:
         summary.ok += 1
+        summary.unconverged += not record.converged
     else:
         summary.failed += 1
         summary.failures.append(f"{record.task_id} {record.label}: {record.error}")
@@ -174,9 +175,11 @@ def _count(summary: RunSummary, record: Record) -> None:
 
 def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
                  show_progress: bool = True) -> RunSummary:
-    """Plan (or reuse the saved plan) and run a campaign; re-running it resumes (stored tasks are skipped)."""
+    """Plan (or reuse the saved plan) and run a single-stage campaign; re-running it resumes (stored tasks
+    are skipped). A funnel ([[stages]]) is run by ``tansaku.workflows.funnel.run_funnel`` (ValueError here)."""
     from tansaku.workflows.planfile import ensure_plan
 
+    if campaign.is_funnel:
+        raise ValueError(f"{campaign.source}: a funnel ([[stages]]) runs with tansaku.workflows.funnel.run_funnel")
     plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
-

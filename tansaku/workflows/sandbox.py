@@ -1,0 +1,320 @@
+"""Faults inside tasks: a per-task timeout that really stops the work, and a retry policy.
+
+``TaskGuard`` is the task runner the executors get (``[execution] task_timeout`` and ``retry``). With a
+timeout it runs each task in a *sandbox*: a child Python process (one per worker thread, started once
+and reused, so the per-task cost is one pickled task and one pickled record through a pipe) that the
+worker can kill. Python-level alarms cannot interrupt a numba loop, a torch kernel or a stuck C
+library; a killed process always stops. When a task runs past the timeout the sandbox's process group
+is killed with SIGKILL, and so is the process group of an external code it launched (DFT codes run in
+their own session, calculators/process.py, which writes its group id where the guard finds it); the
+task is stored as failed with ``timeout after N s`` and the worker starts a fresh sandbox for the next
+task. A sandbox that dies by itself (out of memory: the kernel's OOM killer; a segfault) makes a failed
+record saying so, and the campaign goes on.
+
+Retry policy: a failed task whose failure kind is in ``retry.on`` runs again, up to ``retry.max`` more
+times; every attempt goes into the record's ``history`` (JSON). Failure kinds: ``timeout`` (killed at
+the task timeout), ``killed`` (the sandbox died: OOM killer, signal, crash), ``memory`` (MemoryError),
+and those of the error handlers recorded by the task itself (``scf_unconverged``, ``unphysical``,
+``crashed``, ``timeout`` of an external code, ...; ``error`` for anything else).
+
+Without a timeout (``task_timeout = 0``) tasks run in the worker process as before (no sandbox);
+the retry policy still applies.
+
+Pickle crosses the pipe between a worker and the sandbox it started (our own Task and Record objects,
+as Dask sends them between its processes); nothing read from user files is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tansaku.calculators import Runtime
+from tansaku.calculators.process import CODE_PGID_VARIABLE
+from tansaku.results.record import STATUS_FAILED, Record
+from tansaku.workflows.run_task import TaskBatch, run_batch
+from tansaku.workflows.tasks import Task
+
+FAILURE_KINDS = ("timeout", "killed", "memory", "scf_unconverged", "unphysical", "crashed",
+                 "executable_not_found", "error")
+_HEADER = struct.Struct("<Q")
+STARTUP_SECONDS = 600.0  # a sandbox's imports (not part of any task's time)
+READY = b"R"
+DEFAULT_TASK_TIMEOUT = 86400.0  # s ([execution] task_timeout); 0: no timeout, tasks run in the worker process
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Run a failed task again when its failure kind is in ``on``, at most ``max`` more times."""
+
+    max: int = 1
+    on: tuple[str, ...] = ("killed",)
+
+    def __post_init__(self) -> None:
+        if self.max < 0:
+            raise ValueError(f"retry max must be >= 0, got {self.max}")
+        unknown = sorted(set(self.on) - set(FAILURE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown failure kind(s) {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(FAILURE_KINDS)}")
+
+
+def failure_kind(record: Record) -> str:
+    """The kind of a failed record: from its last history entry, else its error text."""
+    if record.history:
+        try:
+            history = json.loads(record.history)
+            if history and isinstance(history[-1], dict) and history[-1].get("failure"):
+                return str(history[-1]["failure"])
+        except ValueError:
+            pass
+    return "memory" if record.error.startswith("MemoryError") else "error"
+
+
+def _run_in_process(task: Task, runtime: Runtime) -> Record:
+    from tansaku.workflows.run_task import run_task
+
+    return run_task(task, runtime)
+
+
+@dataclass(frozen=True)
+class TaskGuard:
+    """The task runner handed to executors: ``run_task`` with a hard timeout (sandbox) and retries.
+
+    Picklable (Dask sends it to its workers); each worker thread starts its own sandbox when needed.
+    """
+
+    runtime: Runtime = field(default_factory=Runtime)
+    timeout: float = 0.0  # s; 0 = no timeout, tasks run in the worker process itself
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __call__(self, task: Task | TaskBatch) -> Record | list[Record]:
+        if isinstance(task, TaskBatch):  # batched ML relaxation ([calculator.runtime] batch_size): in process
+            return run_batch(task, self.runtime)
+        attempts: list[dict] = []
+        while True:
+            start = time.time()
+            spec = _portable_spec(task.calculator) if self.timeout > 0 else None
+            record = _sandbox().run(task, self.runtime, self.timeout, spec) if spec is not None \
+                else _run_in_process(task, self.runtime)
+            if record.status != STATUS_FAILED and not attempts:
+                return record
+            kind = failure_kind(record) if record.status == STATUS_FAILED else ""
+            if attempts:  # earlier attempts first, then what the last one recorded itself
+                record.history = _merge_history(attempts, record.history)
+            if not kind or kind not in self.retry.on or len(attempts) >= self.retry.max:
+                if kind and attempts:
+                    record.error += f" (attempt {len(attempts) + 1}; retry policy: max {self.retry.max})"
+                return record
+            attempts.append({"attempt": len(attempts) + 1, "failure": kind, "error": record.error[:300],
+                             "seconds": round(time.time() - start, 2), "correction": {"retry": True}})
+
+
+def _merge_history(attempts: list[dict], history: str) -> str:
+    try:
+        later = json.loads(history) if history else []
+    except ValueError:
+        later = []
+    later = later if isinstance(later, list) else []
+    for k, entry in enumerate(later):
+        if isinstance(entry, dict):
+            entry["attempt"] = len(attempts) + k + 1
+    return json.dumps([*attempts, *later], separators=(",", ":"))
+
+
+def _failed(task: Task, kind: str, error: str, seconds: float) -> Record:
+    from tansaku.workflows.run_task import failed_record
+
+    record = failed_record(task, error)
+    record.history = json.dumps([{"attempt": 1, "failure": kind, "error": error[:300], "seconds": round(seconds, 2),
+                                  "correction": None}], separators=(",", ":"))
+    record.wall_time = seconds
+    return record
+
+
+def _portable_spec(name: str) -> bytes | None:
+    """The pickled calculator spec a sandbox needs to build ``name`` (calculators registered from Python
+    exist only in this process), or None when it cannot travel (a factory defined inside a function):
+    such a calculator runs in the worker process, without the hard timeout."""
+    from tansaku.calculators import get_spec
+
+    try:
+        return pickle.dumps(get_spec(name), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - unknown calculator (run_task says so) or an unpicklable factory
+        return None
+
+
+def task_runner(campaign) -> TaskGuard:  # noqa: ANN001 - a workflows.campaign.Campaign
+    """The runner executors get for ``campaign``: its runtime, ``task_timeout`` and ``retry`` policy."""
+    return TaskGuard(campaign.calculator.runtime, campaign.execution.task_timeout, campaign.execution.retry)
+
+
+# ------------------------------------------------------------------------------------ the sandbox
+
+class _Sandbox:
+    """A child Python process running tasks sent through a pipe (``python -m tansaku.workflows.sandbox``)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.pgid_file = ""
+        self.specs: set[bytes] = set()  # calculator specs this sandbox has registered
+
+    def _start(self) -> subprocess.Popen:
+        import tempfile
+
+        fd, self.pgid_file = tempfile.mkstemp(prefix="tansaku-sandbox-", suffix=".pgid")
+        os.close(fd)
+        self.specs = set()
+        # the worker's import path: calculators registered from Python import their factories by module name
+        env = {**os.environ, CODE_PGID_VARIABLE: self.pgid_file,
+               "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # own process group (killed as one); stdout is the record pipe; stderr shared with the worker
+        return subprocess.Popen([sys.executable, "-m", "tansaku.workflows.sandbox"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env, process_group=0, close_fds=True)
+
+    def _alive(self) -> subprocess.Popen:
+        """The running sandbox, started (and waited for: its imports do not count against a task's
+        timeout) when there is none."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self.proc = self._start()
+            ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_SECONDS)
+            if not ready or self.proc.stdout.read(1) != READY:
+                raise OSError("the task sandbox did not start")
+        return self.proc
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            self._kill(proc)
+        if self.pgid_file:
+            try:
+                os.unlink(self.pgid_file)
+            except OSError:
+                pass
+            self.pgid_file = ""
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        """SIGKILL the sandbox's process group and the group of any external code it launched."""
+        groups = [proc.pid]
+        try:
+            with open(self.pgid_file) as fh:
+                groups += [int(line) for line in fh.read().split() if line.strip().isdigit()]
+        except OSError:
+            pass
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        proc.wait()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def run(self, task: Task, runtime: Runtime, timeout: float, spec: bytes) -> Record:
+        start = time.perf_counter()
+        try:
+            proc = self._alive()
+            start = time.perf_counter()
+            payload = pickle.dumps((task, runtime, None if spec in self.specs else spec),
+                                   protocol=pickle.HIGHEST_PROTOCOL)
+            self.specs.add(spec)
+            proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            if not ready:
+                self.close()
+                return _failed(task, "timeout", f"timeout after {timeout:g} s: the task was killed "
+                                                f"([execution] task_timeout)", time.perf_counter() - start)
+            header = proc.stdout.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                raise EOFError
+            record = pickle.loads(proc.stdout.read(_HEADER.unpack(header)[0]))
+        except (EOFError, OSError, pickle.UnpicklingError, struct.error):
+            proc = self.proc
+            if proc is None:
+                return _failed(task, "killed", "killed: the task sandbox did not start", time.perf_counter() - start)
+            code = proc.wait()
+            self.close()
+            how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+            hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if code == -signal.SIGKILL else ""
+            return _failed(task, "killed", f"killed: the task's process {how}{hint}", time.perf_counter() - start)
+        return record
+
+
+_local = threading.local()
+
+
+def _sandbox() -> _Sandbox:
+    """This thread's sandbox (a thread of its own per worker thread: they run tasks concurrently)."""
+    box = getattr(_local, "sandbox", None)
+    if box is None:
+        box = _local.sandbox = _Sandbox()
+    return box
+
+
+def close_sandbox() -> None:
+    """Stop this thread's sandbox (it also dies with its worker: PR_SET_PDEATHSIG)."""
+    box = getattr(_local, "sandbox", None)
+    if box is not None:
+        box.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the thread that started it ends (a killed worker leaves no sandbox)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _serve() -> None:
+    """The sandbox's loop: read (task, runtime), run it, write the record; exit at end of input."""
+    _die_with_parent()
+    if os.getppid() == 1:
+        return  # the parent is already gone
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when tasks stop (as pool workers do)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import tansaku.workflows.run_task  # noqa: F401 - imported before READY: not part of a task's time
+
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a calculator prints goes to stderr, never into the record pipe
+    replies.write(READY)
+    replies.flush()
+    requests = sys.stdin.buffer
+    while True:
+        header = requests.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return
+        task, runtime, spec = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        if spec is not None:
+            from tansaku.calculators import registry
+
+            registry.register(pickle.loads(spec))
+            registry._cached.cache_clear()  # a calculator of that name built before is not this one
+        record = _run_in_process(task, runtime)
+        payload = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.write(_HEADER.pack(len(payload)) + payload)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve()
