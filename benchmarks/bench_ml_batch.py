@@ -36,11 +36,12 @@ def _settings(steps: int):
 
 
 def _init(device: str) -> None:
-    import torch
-
     from tansaku.calculators import RunContext, Runtime, get_calculator
+    from tansaku.hpc.threads import pin_threads
 
-    torch.set_num_threads(1)
+    # one thread for torch *and* BLAS, as tansaku's workers run: the cell filter's 3x3 expm_frechet (scipy
+    # lu_solve) took 27 ms a call with OpenBLAS's default threads on a busy machine, 60 % of a batched step
+    pin_threads(1)
     get_calculator("chgnet", None, RunContext(Runtime(device=device)))  # load the model before timing
 
 
