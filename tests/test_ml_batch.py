@@ -138,6 +138,7 @@ def test_work_units_split_ml_tasks_evenly_over_the_workers_and_leave_the_rest_al
     assert TaskBatch(tuple(many[:3])).task_id == "t0+2"
 
 
+@pytest.mark.slow
 def test_a_campaign_with_batch_size_relaxes_in_batches_on_pool_workers(tmp_path):
     """[calculator.runtime] batch_size: each pool worker relaxes its batch together; the records are those
     of the per-task path, one per structure, and a structure that explodes is stored failed while the rest
