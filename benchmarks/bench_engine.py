@@ -57,6 +57,7 @@ steps = {STEPS}
 [execution]
 executor = "pool"
 workers = {{workers}}
+{{extra}}
 [[prototypes]]
 prototype = "fcc"
 sites = {{{{ "4a" = ["Cu", "Ni", "Pd", "Ag", "Au", "Pt", "Al"] }}}}
@@ -103,11 +104,12 @@ def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) 
     return optimizer.nsteps
 
 
-def plan_for(calculator: str, tasks: int, workers: int, folder: Path):
+def plan_for(calculator: str, tasks: int, workers: int, folder: Path, task_timeout: float | None = None):
     from tansaku.workflows.campaign import parse_campaign
     from tansaku.workflows.plan import make_plan
 
-    campaign = parse_campaign(CAMPAIGN.format(calculator=calculator, workers=workers), base_dir=folder)
+    extra = f"task_timeout = {task_timeout}" if task_timeout is not None else ""
+    campaign = parse_campaign(CAMPAIGN.format(calculator=calculator, workers=workers, extra=extra), base_dir=folder)
     plan = make_plan(campaign)
     if len(plan.tasks) < tasks:
         raise SystemExit(f"the benchmark campaign has {len(plan.tasks)} tasks, fewer than --tasks {tasks}")
@@ -144,7 +146,7 @@ def quacc_run(structures_file: Path, engine: str, workers: int, calculator: str)
 
 
 def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
-        chgnet: int = 4) -> list[Row]:
+        chgnet: int = 4, task_timeout: float | None = None) -> list[Row]:
     import multiprocessing
 
     from ase.io import write
@@ -155,7 +157,7 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-engine-") as tmp:
         folder = Path(tmp)
-        campaign, plan = plan_for(calculator, tasks, workers, folder)
+        campaign, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
         structures = [task.atoms for task in plan.tasks]
         write(folder / "structures.extxyz", structures)
         relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
@@ -254,6 +256,8 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calculator", default="emt", help="emt (as the issue measured) or emt-fast")
     parser.add_argument("--chgnet", type=int, default=4, help="SmFe12 cells for the CHGNet row (0: none)")
+    parser.add_argument("--task-timeout", type=float, default=None,
+                        help="[execution] task_timeout of tansaku run (default: the campaign default; 0: no sandbox)")
     args = parser.parse_args()
-    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet),
+    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout),
                  os.cpu_count() or 1))
