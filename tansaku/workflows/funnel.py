@@ -22,8 +22,8 @@ from tansaku.workflows.campaign import Campaign, Stage
 from tansaku.workflows.executors import Executor
 from tansaku.workflows.plan import Plan
 from tansaku.workflows.runner import RunSummary, execute_plan
-from tansaku.calculators import RelaxSettings
-from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, Task, next_stage_task
+from tansaku.workflows.magnetism import anisotropy_task
+from tansaku.workflows.tasks import Task, next_stage_task
 
 
 class FunnelError(ValueError):
@@ -92,9 +92,8 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
                 atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
             if stage.kind == "anisotropy":  # the ground state's signed moments are the collinear start
                 atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
-                tasks.append(next_stage_task(source, atoms, stage.calculator.name, stage.calculator.params,
-                                             RelaxSettings(steps=0), stage.name, calculation=CALCULATION_ANISOTROPY,
-                                             calculation_params=stage.anisotropy))
+                tasks.append(anisotropy_task(source, atoms, stage.calculator.name, stage.calculator.params,
+                                             stage.anisotropy, stage.name))
                 continue
             tasks.extend(configuration_tasks(source, atoms, stage))
     if not any(t.kind == KIND_CANDIDATE for t in tasks):
