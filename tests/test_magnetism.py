@@ -284,3 +284,17 @@ select = {{ top = 1 }}
 """
     with pytest.raises(CampaignError, match=re.escape(message)):
         parse_campaign(text, base_dir=tmp_path)
+
+
+def test_k1_of_4f_compounds_and_mean_field_tc_carry_their_caveats():
+    import pandas as pd
+
+    from tansaku.report.sources import K1_4F_CAVEAT, has_4f_elements, record_caveats
+
+    assert has_4f_elements(pd.DataFrame({"formula": ["SmCo5", "FePt", "Nd2Fe14B", "YCo5"]})).tolist() == \
+        [True, False, True, False]
+    lines = record_caveats({"formula": "SmCo5"}, {"k1": 4.0, "tc_mean_field": 1500.0})
+    assert K1_4F_CAVEAT in lines and any("overestimates" in line for line in lines)
+    assert record_caveats({"formula": "FePt"}, {"k1": 15.0}) == [record_caveats({"formula": "FePt"},
+                                                                                 {"k1": 1.0})[0]]
+    assert record_caveats({"formula": "Fe"}, {"k1": float("nan")}) == []
