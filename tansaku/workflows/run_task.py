@@ -7,6 +7,8 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -140,6 +142,18 @@ def _ok_record(task: Task, result: RelaxResult, history: str) -> Record:
     record.magmom_total, record.steps, record.converged = result.magmom_total, result.steps, result.converged
     record.params, record.history, record.scf_iterations = _identity(task), history, result.scf_iterations
     return record
+
+
+@dataclass(frozen=True)
+class StageRuntimes:
+    """``run_task`` with the runtime of each task's funnel stage (picklable: what a worker given tasks of
+    several stages passes to its executor); a stage not listed, or "", gets ``default``."""
+
+    runtimes: Mapping[str, Runtime]
+    default: Runtime
+
+    def __call__(self, task: Task) -> Record:
+        return run_task(task, self.runtimes.get(task.stage_name, self.default))
 
 
 def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]:

@@ -28,7 +28,7 @@ from tansaku.results.record import Record
 from tansaku.workflows.campaign import Campaign
 from tansaku.workflows.executors import Executor, make_executor
 from tansaku.workflows.planfile import check_plan, load_tasks
-from tansaku.workflows.run_task import run_task
+from tansaku.workflows.run_task import StageRuntimes, run_task
 from tansaku.workflows.runner import RunSummary, store_records, tasks_to_run
 from tansaku.workflows.tasks import Task
 
@@ -143,12 +143,14 @@ def run_worker(campaign: Campaign, task_ids: Iterable[str], shard: str | Path, w
     ids = list(dict.fromkeys(task_ids))
     tasks = load_tasks(check_plan(campaign), ids)
     stages = {t.stage_name or campaign.stage_name for t in tasks}
+    runtimes = {s.name: s.calculator.runtime for s in campaign.stages}
     if campaign.is_funnel and len(stages) == 1:  # a funnel's stage runs with its own runtime and threads
         campaign = campaign.for_stage(stages.pop())
     summary = WorkerSummary(shard=str(shard), listed=len(ids), tasks=len(tasks))
     threads = int(campaign.execution.options.get("threads_per_task", 1))
     if executor is None:
-        run = functools.partial(run_task, runtime=campaign.calculator.runtime)
+        run = functools.partial(run_task, runtime=campaign.calculator.runtime) if len(runtimes) == 1 else \
+            StageRuntimes(runtimes, campaign.calculator.runtime)  # a funnel: each task with its stage's runtime
         executor = make_executor("pool", {"workers": workers, "threads_per_task": threads}, run) if workers > 0 \
             else make_executor("serial", {"threads_per_task": threads}, run)
     gate = DeadlineGate(deadline=deadline, prior_seconds=prior_seconds, margin_seconds=margin_seconds)
