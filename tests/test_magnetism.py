@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -210,3 +211,90 @@ def test_ranking_uses_the_ground_state_and_keeps_the_differences(tmp_path):
     assert derived["k1_mev_fu"][0] == pytest.approx(0.02e6 * a.get_volume() * 1e-30 / sc.e * 1e3 / 4)
     assert np.isfinite(derived["kappa"][0]) and np.isnan(derived["kappa"][5]) and np.isnan(derived["k1"][1])
     assert np.isnan(derived["e_above_hull"][6])  # the K1 row (no relaxation) is not on the hull
+
+
+# ------------------------------------------------------------------ in a funnel: configurations and a K1 stage
+
+FUNNEL = """
+[campaign]
+name = "magnet-funnel-test"
+output = "{output}"
+stage = "emt"
+[calculator]
+name = "emt"
+[relax]
+steps = 100
+[execution]
+executor = "serial"
+[ranking]
+objectives = {{ e_above_hull = "min" }}
+[[prototypes]]
+prototype = "L12"
+sites = {{ "1a" = "Al", "3c" = "Ni" }}
+[[stages]]
+name = "dft"
+calculator = {{ name = "gpaw", params = {{ preset = "fast" }} }}
+relax = {{ steps = 0 }}
+magnetism = {{ configurations = "enumerate", max_configurations = 4 }}
+select = {{ top = 1 }}
+[[stages]]
+name = "k1"
+kind = "anisotropy"
+calculator = {{ name = "gpaw", params = {{ preset = "fast" }} }}
+anisotropy = {{ kspacings = [0.3, 0.2] }}
+select = {{ top = 1 }}
+"""
+
+
+def test_funnel_stage_gets_one_task_per_configuration_and_parses_a_k1_stage(tmp_path):
+    from tansaku.workflows.funnel import plan_next_stage, rank_campaign, stage_tasks
+    from tansaku.workflows.planfile import ensure_plan
+    from tansaku.workflows.plan import Plan
+    from tansaku.workflows.runner import execute_plan
+
+    campaign = parse_campaign(FUNNEL.format(output=tmp_path / "f.h5"), base_dir=tmp_path)
+    dft, k1 = campaign.later_stages
+    assert dft.magnetism.configurations == "enumerate" and k1.kind == "anisotropy"
+    assert k1.anisotropy == {"kspacings": [0.3, 0.2], "smearing": 0.05}
+    plan, _ = ensure_plan(campaign)
+    first = stage_tasks(plan, campaign, "emt")
+    execute_plan(Plan(tasks=first), campaign.for_stage("emt"), show_progress=False)
+    assert rank_campaign(campaign) == ""
+    tasks = plan_next_stage(campaign, 1, plan)
+    ni3al = [t for t in tasks if t.kind == "candidate"]
+    # Ni3Al: FM (same id as without configurations) + the symmetry-distinct up/down patterns of 3 Ni sites
+    assert [t.configuration for t in ni3al] == ["fm", "ud:uud"]
+    assert len({t.task_id for t in tasks}) == len(tasks)
+    assert all(t.configuration == "fm" for t in tasks if t.kind == "reference")  # references: FM only
+    assert sorted(np.sign(ni3al[1].atoms.get_initial_magnetic_moments()[ni3al[1].atoms.numbers == 28])) == [-1, 1, 1]
+
+
+@pytest.mark.parametrize("stage, message", [
+    ('kind = "anisotropy"\nanisotropy = { kspacings = [0] }', "stages[0].anisotropy: kspacings must be positive"),
+    ('anisotropy = { kspacings = [0.2] }', 'only a stage of kind "anisotropy" takes these settings'),
+    ('kind = "phonons"', "stages[0].kind: unknown kind 'phonons'"),
+])
+def test_bad_stage_settings_name_the_key(tmp_path, stage, message):
+    text = FUNNEL.split("[[stages]]")[0].format(output=tmp_path / "f.h5") + f"""
+[[stages]]
+name = "dft"
+calculator = {{ name = "gpaw" }}
+select = {{ top = 1 }}
+{stage}
+"""
+    with pytest.raises(CampaignError, match=re.escape(message)):
+        parse_campaign(text, base_dir=tmp_path)
+
+
+def test_k1_of_4f_compounds_and_mean_field_tc_carry_their_caveats():
+    import pandas as pd
+
+    from tansaku.report.sources import K1_4F_CAVEAT, has_4f_elements, record_caveats
+
+    assert has_4f_elements(pd.DataFrame({"formula": ["SmCo5", "FePt", "Nd2Fe14B", "YCo5"]})).tolist() == \
+        [True, False, True, False]
+    lines = record_caveats({"formula": "SmCo5"}, {"k1": 4.0, "tc_mean_field": 1500.0})
+    assert K1_4F_CAVEAT in lines and any("overestimates" in line for line in lines)
+    assert record_caveats({"formula": "FePt"}, {"k1": 15.0}) == [record_caveats({"formula": "FePt"},
+                                                                                 {"k1": 1.0})[0]]
+    assert record_caveats({"formula": "Fe"}, {"k1": float("nan")}) == []

@@ -630,7 +630,7 @@ def _anisotropy(reader: _Reader, kind: str, calculator: str) -> dict[str, Any]:
     try:
         return check_settings(calculator, table or {})
     except (CalculatorConfigError, TypeError, ValueError) as exc:
-        raise reader.fail(reader.key("anisotropy"), str(exc)) from None
+        raise reader.fail(reader.key("anisotropy"), str(exc).removeprefix("anisotropy: ")) from None
 
 
 def _selection(reader: _Reader) -> Selection:

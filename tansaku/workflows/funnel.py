@@ -22,8 +22,8 @@ from tansaku.workflows.campaign import Campaign, Stage
 from tansaku.workflows.executors import Executor
 from tansaku.workflows.plan import Plan
 from tansaku.workflows.runner import RunSummary, execute_plan
-from tansaku.calculators import RelaxSettings
-from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, Task, next_stage_task
+from tansaku.workflows.magnetism import anisotropy_task
+from tansaku.workflows.tasks import Task, next_stage_task
 
 
 class FunnelError(ValueError):
@@ -58,10 +58,11 @@ def stage_tasks(plan: Plan, campaign: Campaign, name: str) -> list[Task]:
 
 def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
     """Tasks of stage ``index`` (>= 1): one per row of stage ``index - 1`` that the stored ranking marks
-    ``selected``, starting from that row's final (relaxed) structure. Initial magnetic moments are the
-    row's final moments when it has any (e.g. CHGNet's magnitudes: a ferromagnetic start near the ML
-    answer, which spin-polarised DFT converges from faster than from default moments), else the source
-    task's; ``atoms.info`` comes from the source task. FunnelError if the previous stage has no ranking."""
+    ``selected``, starting from that row's final (relaxed) structure. Initial magnetic moments: for a
+    spin-polarised DFT stage those of its magnetic configurations (``configuration_tasks``: FM = default
+    magnitudes); otherwise the row's final moments when it has any, else the source task's; an anisotropy
+    stage starts from the row's final signed moments. ``atoms.info`` comes from the source task.
+    FunnelError if the previous stage has no ranking."""
     from tansaku.results import derived_columns, open_for_reading, read_columns
     from tansaku.results.read import record_at
     from tansaku.workflows.ranking import stage_of_rows
@@ -92,9 +93,8 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
                 atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
             if stage.kind == "anisotropy":  # the ground state's signed moments are the collinear start
                 atoms.set_initial_magnetic_moments(final.get_initial_magnetic_moments())
-                tasks.append(next_stage_task(source, atoms, stage.calculator.name, stage.calculator.params,
-                                             RelaxSettings(steps=0), stage.name, calculation=CALCULATION_ANISOTROPY,
-                                             calculation_params=stage.anisotropy))
+                tasks.append(anisotropy_task(source, atoms, stage.calculator.name, stage.calculator.params,
+                                             stage.anisotropy, stage.name))
                 continue
             tasks.extend(configuration_tasks(source, atoms, stage))
     if not any(t.kind == KIND_CANDIDATE for t in tasks):
@@ -103,9 +103,11 @@ def plan_next_stage(campaign: Campaign, index: int, plan: Plan) -> list[Task]:
 
 
 def configuration_tasks(source: Task, atoms, stage: Stage) -> list[Task]:
-    """The tasks of one selected row in a relaxation stage: one per starting magnetic configuration of the
-    stage's ``magnetism`` for candidates with a calculator that takes initial moments (FM: the row's own
-    start, as without configurations), else the one task."""
+    """The tasks of one selected row in a relaxation stage: for a calculator that takes initial moments
+    (spin-polarised DFT), one per starting magnetic configuration of the stage's ``magnetism`` (candidates;
+    references FM only), each from its configuration's moments: FM from the default magnitudes, not from
+    the previous stage's moments (an ML model's near-zero moment for Ni would start DFT non-magnetic);
+    else the one task."""
     from tansaku.calculators import get_spec
     from tansaku.screening.magnetic_configurations import magnetic_configurations
 
@@ -113,12 +115,8 @@ def configuration_tasks(source: Task, atoms, stage: Stage) -> list[Task]:
     if not (get_spec(name).uses_initial_magmoms and params.get("spin", True)):
         return [next_stage_task(source, atoms, name, params, stage.relax, stage.name)]
     mode = stage.magnetism.configurations if source.kind == KIND_CANDIDATE else "fm"
-    configurations = magnetic_configurations(atoms, mode, stage.magnetism.max_configurations)
-    tasks = [next_stage_task(source, atoms, name, params, stage.relax, stage.name, configuration=c)
-             for c in configurations[1:]]
-    fm = next_stage_task(source, atoms, name, params, stage.relax, stage.name)
-    fm.configuration = "fm"
-    return [fm, *tasks]
+    return [next_stage_task(source, atoms, name, params, stage.relax, stage.name, configuration=c)
+            for c in magnetic_configurations(atoms, mode, stage.magnetism.max_configurations)]
 
 
 def save_stage_tasks(campaign: Campaign, plan: Plan, name: str, tasks: Sequence[Task]) -> Plan:

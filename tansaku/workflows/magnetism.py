@@ -1,5 +1,5 @@
 """Magnetic ground states, Curie-temperature estimates and K1 over stored records (derived columns),
-and the anisotropy (K1) tasks of the top candidates.
+and the anisotropy (K1) task of one relaxed structure.
 
 A candidate computed from several starting magnetic configurations (campaign ``[magnetism]``) has one
 record per configuration; its **ground state** is the lowest-energy one, and only that row is ranked.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from tansaku.screening.magnetic_configurations import (
     flipped_bond_fraction,
 )
 from tansaku.screening.properties import tc_mean_field
-from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, Task, task_id_for
+from tansaku.workflows.tasks import CALCULATION_ANISOTROPY, Task, next_stage_task
 
 MAGNETISM_INPUTS = ("candidate_id", "stage", "configuration", "calculation", "k1_fine", "k1_coarse")
 # derived columns added by magnetic_columns, with their meaning (units) for the docs and the report
@@ -113,44 +112,12 @@ def _k1_onto_ground_states(cols: Mapping[str, np.ndarray], out: dict[str, np.nda
         out["ground_state"][r] = False
 
 
-def anisotropy_task(source: Task | Mapping[str, Any], atoms, calculator: str, params: Mapping[str, Any],
-                    settings: Mapping[str, Any], stage: str = CALCULATION_ANISOTROPY) -> Task:
-    """The K1 task of one relaxed structure: ``atoms`` (final structure) with its final moments as the
-    collinear start; ``source`` gives the candidate fields (a Task or a row of the results table)."""
+def anisotropy_task(source: Task, atoms, calculator: str, params: Mapping[str, Any], settings: Mapping[str, Any],
+                    stage_name: str = CALCULATION_ANISOTROPY) -> Task:
+    """The K1 task of one relaxed structure outside a funnel stage: ``atoms`` (the final structure of
+    ``source``'s record) with its final moments as the collinear start; checked ``settings``."""
     from tansaku.calculators import RelaxSettings
     from tansaku.calculators.anisotropy import check_settings
 
-    get = (lambda k: getattr(source, k)) if isinstance(source, Task) else (lambda k: source[k])
-    settings = check_settings(calculator, settings)
-    relax = RelaxSettings(steps=0)
-    task_id = task_id_for(atoms, calculator, params, relax, False, stage, calculation=CALCULATION_ANISOTROPY,
-                          calculation_params=settings)
-    return Task(task_id=task_id, candidate_id=get("candidate_id"), kind=get("kind"), label=get("label"),
-                formula=get("formula"), prototype=get("prototype"), parent=get("parent"), atoms=atoms,
-                calculator=calculator, params=dict(params), relax=relax, relax_cell=False, stage=stage,
-                configuration=get("configuration"), calculation=CALCULATION_ANISOTROPY,
-                calculation_params=settings)
-
-
-def anisotropy_tasks(path: str | os.PathLike, top: int, settings: Mapping[str, Any],
-                     stage: str = CALCULATION_ANISOTROPY) -> list[Task]:
-    """K1 tasks for the ``top`` best-ranked candidates of a ranked results file (their ground-state rows;
-    run ``rank`` first): each starts from the row's final structure and signed moments."""
-    import json
-
-    from tansaku.results import open_for_reading, read_columns, read_table
-    from tansaku.results.read import record_at
-
-    table = read_table(path)
-    if "rank" not in table:
-        raise ValueError(f"{path}: not ranked yet (run `tansaku rank` first)")
-    chosen = table[table["rank"] > 0].sort_values("rank").head(top)
-    ids = {tid: i for i, tid in enumerate(read_columns(path, ["task_id"])["task_id"])}
-    tasks = []
-    with open_for_reading(path) as f:
-        for _, row in chosen.iterrows():
-            atoms = record_at(f, ids[row["task_id"]])[1]  # final structure, final moments as initial ones
-            atoms.calc, atoms.info = None, {}
-            identity = json.loads(row["params"]) if row.get("params") else {}
-            tasks.append(anisotropy_task(row, atoms, row["calculator"], identity.get("params", {}), settings, stage))
-    return tasks
+    return next_stage_task(source, atoms, calculator, params, RelaxSettings(steps=0), stage_name,
+                           calculation=CALCULATION_ANISOTROPY, calculation_params=check_settings(calculator, settings))

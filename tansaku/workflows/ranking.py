@@ -308,6 +308,10 @@ def rank_stages(path: str | os.PathLike, campaign: Campaign,
         if not rows.any():
             metas[stage.name] = {"error": "no records yet"}
             continue
+        if stage.kind == "anisotropy":  # K1 rows are not relaxations: no hull; their K1 lands on the source rows
+            metas[stage.name] = {"error": "anisotropy stage: not ranked (its K1 is on the previous stage's "
+                                          "ground-state rows)"}
+            continue
         try:
             derived, meta = compute_ranking(path, ranking.spec, stage.calculator.name, ranking.reference_entries,
                                             include_unconverged=stage.single_point, rows=rows,
