@@ -171,7 +171,12 @@ def trial(folder: Path, executor: str, target: str, rng: random.Random, n_tasks_
         result.unreadable = True
         return result
     result.lost = len(seen - set(after))
-    for extra in ((), ("--rerun-failed",)):  # resume, then run the failed ones again
+    for extra in ((), ("--rerun-failed",)):  # resume, then run the failed ones again (if any)
+        if extra:
+            from tansaku.results import read_columns
+
+            if "failed" not in set(read_columns(output, ["status"])["status"]):
+                break
         result.resumes += 1
         resumed = _start(campaign, *extra)
         resumed.communicate(timeout=900)
