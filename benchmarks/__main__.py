@@ -25,6 +25,7 @@ ITEMS = {  # issue 11 item -> module
     "enumeration": "benchmarks.bench_enumeration",
     "store": "benchmarks.bench_store",
     "ml_batch": "benchmarks.bench_ml_batch",
+    "engine": "benchmarks.bench_engine",
 }
 
 

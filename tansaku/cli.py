@@ -98,6 +98,9 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
         raise _fail(str(exc)) from None
     if size < 2:
         raise _fail("--executor mpi needs at least 2 MPI ranks (rank 0 coordinates): mpiexec -n N, N >= 2")
+    if campaign.is_funnel:
+        raise _fail(f"{campaign.source}: the mpi executor runs single-stage campaigns; run a funnel ([[stages]]) "
+                    f"with the dask or pool executor, or with batch jobs (submit / collect)")
     if rank != 0:
         mpi_worker(task_runner(campaign),
                    threads_per_task=int(campaign.execution.options.get("threads_per_task", 1)))
@@ -115,7 +118,7 @@ def _run_mpi(campaign, replan: bool, rerun_failed: bool, progress: bool) -> None
 
 def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool) -> None:
     from tansaku.results import StoreError
-    from tansaku.workflows.runner import execute_plan
+    from tansaku.workflows.funnel import FunnelError, run_funnel
 
     err.print(f"{campaign.name}: {plan.generated} candidates generated, "
               f"{plan.duplicates} duplicates removed -> {plan.candidates} candidates "
@@ -125,20 +128,41 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
     if dry_run:
         for task in plan.tasks:
             out.print(f"{task.task_id}  {task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}", highlight=False)
+        if campaign.is_funnel:
+            err.print(f"later stages ({', '.join(s.name for s in campaign.later_stages)}) are planned from the "
+                      f"ranked results of the stage before them", highlight=False)
         return
+
+    def announce(stage, tasks: int, entered) -> None:
+        if campaign.is_funnel:
+            came = "" if entered is None else f" ({entered} selected rows of the previous stage)"
+            err.print(f"stage {stage.name}: {tasks} tasks{came} ({stage.calculator.name}, "
+                      f"{_executor_text(stage.execution)})", highlight=False)
+
     try:
-        summary = execute_plan(plan, campaign, rerun_failed=rerun_failed, console=err, show_progress=progress)
-    except StoreError as exc:
+        summary = run_funnel(campaign, plan, rerun_failed=rerun_failed, console=err, show_progress=progress,
+                             announce=announce)
+    except (StoreError, FunnelError) as exc:
         raise _fail(str(exc)) from None
-    rate = summary.records_per_second_written
-    err.print(f"{summary.already_stored} already stored, ran {summary.ran}: {summary.ok} ok, {summary.failed} failed, "
-              f"{summary.unconverged} not converged (step limit reached; left off the hull and the ranking) in {summary.wall_seconds:.1f} s; wrote {summary.records_written} records "
-              f"({rate:.0f} records/s while writing) to {campaign.output}", highlight=False)
-    for line in summary.failures[:10]:
-        err.print(f"  failed: {line}", highlight=False)
-    if summary.failed:
-        err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
-    _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+    for stage in summary.stages:
+        run = stage.summary
+        rate = run.records_per_second_written
+        name = f"stage {stage.name}: " if campaign.is_funnel else ""
+        err.print(f"{name}{run.already_stored} already stored, ran {run.ran}: {run.ok} ok, {run.failed} failed, "
+                  f"{run.unconverged} not converged (step limit reached; left off the hull and the ranking) "
+                  f"in {run.wall_seconds:.1f} s; wrote {run.records_written} records "
+                  f"({rate:.0f} records/s while writing) to {campaign.output}", highlight=False)
+        for line in run.failures[:10]:
+            err.print(f"  failed: {line}", highlight=False)
+        if run.failed:
+            err.print("  (rerun failed tasks with --rerun-failed)", highlight=False)
+    if summary.ranking_error:
+        err.print(f"[yellow]ranking skipped:[/] {escape(summary.ranking_error)}", highlight=False, markup=True)
+        return
+    _show_ranking(campaign.output, campaign=campaign)
+    if campaign.is_funnel:
+        err.print(f"funnel wall time {summary.wall_seconds:.1f} s", highlight=False)
+        _print_comparisons(campaign.output, campaign)
 
 
 def _plan(campaign, replan: bool = False):
@@ -171,32 +195,81 @@ def plan_command(
 
 
 def _rank_and_show(results: Path, ranking=None, calculator: str | None = None, strict: bool = True,
-                   top: int = 10) -> None:
-    """Rank stored results, store the ranking in the file and print the top candidates."""
+                   top: int = 10, stage: str | None = None) -> None:
+    """Rank stored results, store the ranking in the file and print the top candidates (of each stage)."""
     from tansaku.results import StoreError
-    from tansaku.results.derived import derived_attrs
-    from tansaku.workflows.ranking import RankingError, rank_results
+    from tansaku.workflows.ranking import RankingError, rank_results, stored_campaign
 
     try:
-        table = rank_results(results, ranking=ranking, calculator=calculator)
+        campaign = stored_campaign(results)
+        rank_results(results, ranking=ranking, calculator=calculator, stage=stage, campaign=campaign)
     except (RankingError, StoreError, OSError, ValueError) as exc:  # ValueError: a bad reference-entries file
         if strict:
             raise _fail(f"{results}: {exc}") from None
         err.print(f"[yellow]ranking skipped:[/] {escape(str(exc))}", highlight=False, markup=True)
         return
-    ranked = table[table["rank"] > 0]
-    skipped = derived_attrs(results).get("skipped_objectives", "")
-    if skipped:
-        err.print(f"objectives without values skipped: {skipped}", highlight=False)
-    unconverged = derived_attrs(results).get("unconverged", "")
-    if unconverged and not unconverged.startswith("0 "):
-        err.print(unconverged, highlight=False)
-    magnetisation = derived_attrs(results).get("magnetisation", "")
-    if magnetisation:
-        err.print(f"magnetisation used: {magnetisation}", highlight=False)
-    err.print(f"ranking stored in {results}: {len(ranked)} candidates pass the filters, "
-              f"{int(ranked['on_pareto'].sum())} on the Pareto front", highlight=False)
-    out.print(_frame_table(ranked.head(top), RANK_COLUMNS, title=f"top {min(top, len(ranked))} candidates"))
+    _show_ranking(results, campaign=campaign, top=top, stage=stage)
+
+
+def _show_ranking(results: Path, campaign=None, top: int = 10, stage: str | None = None) -> None:
+    """Print the stored ranking's top candidates: per stage for a funnel (``stage``: that one only)."""
+    import json
+
+    from tansaku.results import read_table
+    from tansaku.results.derived import derived_attrs
+    from tansaku.workflows.ranking import by_rank, stage_of_rows
+
+    table = by_rank(read_table(results))
+    attrs = derived_attrs(results)
+    if campaign is None or not campaign.is_funnel:
+        parts = [(None, table, attrs)]
+    else:
+        metas = json.loads(attrs.get("stages", "{}"))
+        names = stage_of_rows(results, campaign)[table.index.to_numpy()]
+        parts = [(s.name, table[names == s.name], metas.get(s.name, {})) for s in campaign.stages
+                 if stage in (None, s.name)]
+    for name, frame, meta in parts:
+        where = f"stage {name}: " if name else ""
+        if "error" in meta:
+            err.print(f"{where}not ranked: {meta['error']}", highlight=False)
+            continue
+        ranked = frame[frame["rank"] > 0]
+        if meta.get("skipped_objectives"):
+            err.print(f"{where}objectives without values skipped: {meta['skipped_objectives']}", highlight=False)
+        unconverged = meta.get("unconverged", "")
+        if unconverged and not unconverged.startswith("0 "):
+            err.print(f"{where}{unconverged}", highlight=False)
+        if meta.get("magnetisation"):
+            err.print(f"{where}magnetisation used: {meta['magnetisation']}", highlight=False)
+        if meta.get("reference_corrections"):
+            err.print(f"{where}references: {meta['reference_corrections']}", highlight=False)
+        if meta.get("mixed_energy_scales"):
+            err.print(f"[bold yellow]warning:[/] {escape(where + meta['mixed_energy_scales'])}", highlight=False,
+                      markup=True)
+        if meta.get("selected_for"):
+            err.print(f"{where}selected for stage {meta['selected_for']}", highlight=False)
+        err.print(f"{where}ranking stored in {results}: {len(ranked)} candidates pass the filters, "
+                  f"{int(ranked['on_pareto'].sum())} on the Pareto front", highlight=False)
+        columns = RANK_COLUMNS if not name else (*RANK_COLUMNS, "selection_reason")
+        out.print(_frame_table(ranked.head(top), columns,
+                               title=f"{where}top {min(top, len(ranked))} candidates"))
+
+
+def _stage_comparisons(results: Path, campaign, top: int | None = None) -> list:
+    """Each stage against the next (report/stages.py), over the stored ranking."""
+    from tansaku.report.stages import compare_stages
+    from tansaku.results import read_table
+    from tansaku.workflows.ranking import stage_of_rows
+
+    table = read_table(results)
+    names = stage_of_rows(results, campaign)
+    return [compare_stages(table, names, a.name, b.name, top=top) for a, b in zip(campaign.stages, campaign.stages[1:])]
+
+
+def _print_comparisons(results: Path, campaign) -> None:
+    for comparison in _stage_comparisons(results, campaign):
+        for line in comparison.lines():
+            out.print(line, highlight=False)
 
 
 TABLE_LIMIT = 100
@@ -256,6 +329,7 @@ def status(
                       f"({st.stored} in the store, {st.in_shards} only in shards not yet collected)", highlight=False)
             for line in st.unreadable_shards:
                 err.print(f"[yellow]unreadable shard:[/] {line}", highlight=False)
+            _print_stage_status(plan_file, st)
         if target.suffix == ".toml":
             _print_jobs(campaign)
         if not results.exists():
@@ -263,14 +337,36 @@ def status(
                 raise OSError(f"no such file: {results}")
             out.print(f"{results}: no results yet", highlight=False)
             return
-        table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged"])
+        table = read_table(results, columns=["status", "calculator", "prototype", "kind", "converged", "stage_name"])
     except (CampaignError, PlanError, StoreError, OSError) as exc:
         raise _fail(f"{target}: {exc}") from None
     out.print(f"{results}: {len(table)} records", highlight=False)
-    for column in ("status", "calculator", "prototype", "kind"):
+    staged = "stage_name" in table and (table["stage_name"] != "").any()
+    for column in (("stage_name",) if staged else ()) + ("status", "calculator", "prototype", "kind"):
         out.print(_table(f"by {column}", table[column].value_counts().to_dict(), column))
     ok = table[table["status"] == STATUS_OK]
     out.print(f"converged: {int(ok['converged'].sum())} of {len(ok)} ok records", highlight=False)
+
+
+def _print_stage_status(plan_file: Path, st) -> None:
+    """Done / failed / pending tasks per funnel stage (when the plan holds more than one stage)."""
+    from collections import Counter
+
+    from tansaku.workflows.planfile import read_task_ids, read_task_stages
+
+    stages = read_task_stages(plan_file)
+    if len(set(stages)) < 2:
+        return
+    by_id = dict(zip(read_task_ids(plan_file), stages))
+    total, pending = Counter(stages), Counter(by_id[t] for t in st.pending_ids)
+    failed = Counter(by_id[t] for t in st.failed_ids)
+    table = Table(title="by stage (plan)", title_justify="left")
+    for column in ("stage", "tasks", "done", "failed", "pending"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name in dict.fromkeys(stages):
+        table.add_row(name, str(total[name]), str(total[name] - pending[name] - failed[name]), str(failed[name]),
+                      str(pending[name]))
+    out.print(table)
 
 
 @app.command()
@@ -342,6 +438,9 @@ def collect(
     except (CampaignError, StoreError) as exc:
         raise _fail(str(exc)) from None
     _print_collected(summary, folder, campaign.output)
+    if campaign.is_funnel:
+        err.print(f"funnel: `tansaku submit {campaign_file} --resume` ranks the collected results and, once a stage "
+                  f"is complete, plans and submits the next one", highlight=False)
 
 
 def _print_collected(summary, folder: Path, output: Path) -> None:
@@ -435,7 +534,8 @@ def fireworks_collect(
     if summary.unfinished:
         err.print(f"{summary.unfinished} Fireworks not finished yet: collect again later", highlight=False)
     elif summary.states and campaign.output.exists():
-        _rank_and_show(campaign.output, ranking=campaign.ranking, calculator=campaign.calculator.name, strict=False)
+        _rank_and_show(campaign.output, ranking=None if campaign.is_funnel else campaign.ranking,
+                       calculator=campaign.calculator.name, strict=False)
 
 
 @app.command()
@@ -455,6 +555,7 @@ def submit(
     from tansaku.calculators import CalculatorConfigError
     from tansaku.workflows.campaign import CampaignError, load_campaign
     from tansaku.workflows.collect import shards_dir
+    from tansaku.workflows.funnel import FunnelError, advance_funnel
     from tansaku.workflows.machine import scheduler_settings
     from tansaku.workflows.plan import UnsupportedElementsError
     from tansaku.workflows.planfile import PlanError
@@ -464,11 +565,15 @@ def submit(
     try:
         campaign = load_campaign(campaign_file)
         settings = scheduler_settings(campaign.scheduler, machine, scheduler)
-        _plan(campaign)
+        plan = _plan(campaign)
+        if campaign.is_funnel:
+            _, current = advance_funnel(campaign, plan)
+            err.print(f"current stage: {current} (later stages are planned once it is collected)", highlight=False)
         pending = pending_task_ids(campaign)
         result = submit_campaign(campaign, campaign_file, settings, pending, shards_dir(campaign.output), mode=mode,
                                  resume=resume, dry_run=dry_run)
-    except (CampaignError, UnsupportedElementsError, CalculatorConfigError, PlanError, SubmitError) as exc:
+    except (CampaignError, UnsupportedElementsError, CalculatorConfigError, PlanError, SubmitError,
+            FunnelError) as exc:
         raise _fail(str(exc)) from None
     err.print(f"{result.pending} tasks pending (neither stored nor in a shard), {result.covered} of them covered by "
               f"queued/running jobs", highlight=False)
@@ -526,19 +631,31 @@ def show(
         fields, atoms = read_record(results, record_id)
     except (StoreError, KeyError, ValueError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
-    from tansaku.report.sources import source_of
+    from tansaku.report.sources import record_caveats, source_of
+    from tansaku.results.derived import derived_attrs
+    from tansaku.results.tables import settings_table
 
+    fields["settings"] = settings_table(results).get(str(fields.get("settings_id", "")), "")
     table = Table(show_header=False)
-    for key, value in {**fields, **_derived_values(results, fields["row"])}.items():
+    derived = _derived_values(results, fields["row"])
+    for key, value in {**fields, **derived}.items():
         table.add_row(key, _format(value))
     source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
     table.add_row("source", source.text())
+    from tansaku.workflows.ranking import stage_metadata
+
+    for meta in (derived_attrs(results), *stage_metadata(results).values()):  # the ranking (of each stage)
+        if meta.get("mixed_energy_scales") and meta.get("calculator") == fields.get("calculator"):
+            table.add_row("warning", meta["mixed_energy_scales"])  # its formation energy and e_above_hull
+            break
     if fields.get("status") == "ok" and not fields.get("converged", True):
         table.add_row("note", f"NOT CONVERGED: the relaxation stopped at its step limit ({fields.get('steps')} steps, "
                               f"fmax {_format(fields.get('fmax'), 3)} eV/Å); not a result: left off the hull and "
                               f"the ranking")
     if source.caveat:
         table.add_row("caveat", source.caveat)
+    for line in record_caveats(fields, derived):
+        table.add_row("caveat", line)
     out.print(table)
     for option, target, fmt in (("--cif", cif, "cif"), ("--extxyz", extxyz, "extxyz")):
         if target is None:
@@ -560,12 +677,16 @@ def rank_command(
     filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="hard filter, e.g. 'e_above_hull <= 0.1'")] = None,
     calculator: Annotated[Optional[str], typer.Option(help="rank the records of this calculator")] = None,
     reference_entries: Annotated[Optional[Path], typer.Option(
-        help="JSON list of pymatgen ComputedEntry to use as elemental references")] = None,
+        help="JSON list of pymatgen ComputedEntry (Materials Project) to use as references")] = None,
+    allow_mixed_energy_scales: Annotated[bool, typer.Option(
+        "--allow-mixed-energy-scales", help="use the reference entries even with ML/EMT energies (flagged)")] = False,
     top: Annotated[int, typer.Option(help="candidates to print")] = 10,
+    stage: Annotated[Optional[str], typer.Option(help="funnel stage whose ranking the options change (default: "
+                                                      "every stage); each stage is ranked on its own hull")] = None,
 ) -> None:
     """Recompute stability, properties and ranking (e.g. with new weights) and store them in the file."""
     from tansaku.workflows.campaign import CampaignError
-    from tansaku.workflows.ranking import ranking_with_overrides, stored_ranking_settings
+    from tansaku.workflows.ranking import ranking_with_overrides, stored_campaign, stored_ranking_settings
 
     from tansaku.results import StoreError
 
@@ -574,11 +695,18 @@ def rank_command(
     if reference_entries is not None and not reference_entries.is_file():
         raise _fail(f"--reference-entries: {reference_entries}: no such file")
     try:
-        stored, _ = stored_ranking_settings(results)
-        ranking = ranking_with_overrides(stored, objective, filter_, reference_entries)
+        campaign = stored_campaign(results)
+        if campaign is not None and campaign.is_funnel:
+            base = campaign.stage(stage or campaign.stage_name).ranking
+            overridden = objective or filter_ is not None or reference_entries or allow_mixed_energy_scales
+            ranking = ranking_with_overrides(base, objective, filter_, reference_entries,
+                                             allow_mixed_energy_scales) if overridden else None
+        else:
+            stored, _ = stored_ranking_settings(results)
+            ranking = ranking_with_overrides(stored, objective, filter_, reference_entries, allow_mixed_energy_scales)
     except (CampaignError, StoreError, OSError, ValueError) as exc:
         raise _fail(f"{results}: {exc}") from None
-    _rank_and_show(results, ranking=ranking, calculator=calculator, top=top)
+    _rank_and_show(results, ranking=ranking, calculator=calculator, top=top, stage=stage)
 
 
 @app.command()
@@ -618,22 +746,66 @@ def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="report folder")] = Path("report"),
     top: Annotated[int, typer.Option(help="candidates in the ranked table")] = 50,
 ) -> None:
-    """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table."""
-    from tansaku.report import objectives_used, write_report
+    """Write PNG plots (hull, Pareto front, rare earth vs Ms) and an HTML page with the ranked table.
+
+    For a funnel: one report per stage (``OUTPUT/<stage>/``) and ``OUTPUT/index.html`` comparing the
+    stages side by side (rank correlation, energy differences, who moved in and out of the top N)."""
+    from tansaku.report import objectives_used, ranking_warnings, write_report
     from tansaku.results import StoreError, derived_columns
-    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table
+    from tansaku.workflows.ranking import RankingError, rank_results, ranked_table, stored_campaign
 
     if output.exists() and not output.is_dir():
         raise _fail(f"--output: {output} is a file, not a folder; name a folder for the report")
     if top < 0:
         raise _fail(f"--top: must be >= 0, got {top}")
     try:
-        table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results)
-        objectives = objectives_used(results)  # as ranked: objectives without values left out
-        index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives, top=top)
+        try:
+            campaign = stored_campaign(results)
+        except RankingError:
+            if "rank" not in derived_columns(results):
+                raise
+            campaign = None  # ranked already (by a process that could read the campaign): report that ranking
+        funnel = campaign is not None and campaign.is_funnel
+        table = ranked_table(results) if "rank" in derived_columns(results) else rank_results(results,
+                                                                                              campaign=campaign)
+        if funnel:
+            index = _funnel_report(results, campaign, output, top)
+        else:
+            objectives = objectives_used(results)  # as ranked: objectives without values left out
+            index = write_report(table, output, title=f"tansaku report: {results.name}", objectives=objectives,
+                                 top=top, warnings_shown=ranking_warnings(results))
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     err.print(f"wrote {index}", highlight=False)
+
+
+def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
+    """Per-stage reports under ``output/<stage>/`` and the stage comparison in ``output/index.html``."""
+    from tansaku.report import write_report
+    from tansaku.report.stages import write_comparison
+    from tansaku.results import read_table
+    from tansaku.workflows.ranking import by_rank, stage_metadata, stage_of_rows
+
+    table = read_table(results)
+    names = stage_of_rows(results, campaign)
+    metas = stage_metadata(results)
+    links = {}
+    for stage in campaign.stages:
+        frame = table[names == stage.name]
+        if not len(frame) or "error" in metas.get(stage.name, {"error": ""}):
+            continue
+        frame = by_rank(frame)
+        objectives = [(o.column, o.direction) for o in stage.ranking.spec.objectives]
+        mixed = metas.get(stage.name, {}).get("mixed_energy_scales", "")
+        write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
+                     f"({stage.calculator.name})", objectives=objectives, top=top, warnings_shown=[mixed] if mixed else [])
+        links[f"{stage.name} ({stage.calculator.name})"] = f"{stage.name}/index.html"
+    comparisons = _stage_comparisons(results, campaign)
+    for comparison in comparisons:
+        for line in comparison.lines():
+            out.print(line, highlight=False)
+    output.mkdir(parents=True, exist_ok=True)
+    return write_comparison(comparisons, links, output, title=f"tansaku report: {results.name} (funnel)")
 
 
 def _derived_values(results: Path, row: int) -> dict[str, object]:

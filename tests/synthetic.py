@@ -90,3 +90,25 @@ def smfe12_cells(count: int, seed: int = 0) -> list:
         atoms.rattle(0.03, seed=k)
         out.append(atoms)
     return out
+
+
+CUAU_CAMPAIGN = """
+[campaign]
+name = "cuau"
+output = "{output}"
+[calculator]
+name = "{calculator}"
+[execution]
+executor = "serial"
+batch_size = 32
+[[prototypes]]
+prototype = "L12"
+sites = {{ "1a" = ["Cu", "Au"], "3c" = ["Cu", "Au"] }}
+distinct_elements = true
+"""
+
+
+def cuau_campaign(output, calculator: str = "emt", extra: str = "") -> str:
+    """A 4-task EMT campaign text (Cu, Au, Cu3Au, CuAu3 on L12, serial): seconds to run; ``extra`` is
+    appended (e.g. a [ranking] table)."""
+    return CUAU_CAMPAIGN.format(output=output, calculator=calculator) + extra

@@ -218,11 +218,16 @@ def test_kill_during_write_derived_leaves_old_or_new(tmp_path):
     inode, size = path.stat().st_ino, path.stat().st_size
     rng = random.Random(20261202)
     gen, mid_copy = 1, 0
-    for round_ in range(6):
-        out = tmp_path / f"out{round_}"
+    rounds = 0
+    while rounds < 6 or (mid_copy == 0 and rounds < 30):  # kills land at random points of the write loop
+        out = tmp_path / f"out{rounds}"
+        rounds += 1
         with open(out, "w") as stdout:
             proc = spawn(KILLED, path, n, gen, stdout=stdout)
-            time.sleep(rng.uniform(0.3, 1.5))
+            deadline = time.monotonic() + 120  # start-up (imports) takes seconds on a loaded machine
+            while not out.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.25))  # then kill within a few writes
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         done = [int(x) for x in out.read_text().split("\n")[:-1]]

@@ -33,12 +33,12 @@ def execution(text: str):
     ('executor = "spark"', r"bad\.toml: execution\.executor: unknown executor 'spark'; choose serial, dask, pool, mpi"),
     ('executor = "serial"\nadress = "tcp://x:8786"',
      r"execution\.adress: unknown key; executor 'serial' takes batch_size, executor, flush_seconds, "
-     r"threads_per_task \(other executors: address, dashboard, dashboard_port, workers\)"),
+     r"retry, task_timeout, threads_per_task \(other executors: address, dashboard, dashboard_port, workers\)"),
     ('executor = "pool"\nworkers = -1', r"execution\.workers: must be >= 0, got -1"),
     ('executor = "dask"\nthreads_per_task = 0', r"execution\.threads_per_task: must be >= 1, got 0"),
     ('executor = "dask"\ndashboard = "yes"', r"execution\.dashboard: expected bool, got str 'yes'"),
     ('executor = "dask"\naddress = 8786', r"execution\.address: expected str, got int 8786"),
-    ('batch_size = 0', r"execution\.batch_size: must be >= 1, got 0"),
+    ('batch_size = 0', r"execution\.batch_size: must be >= 1 and <= 1,000,000, got 0"),
 ])
 def test_execution_errors_name_the_key(text, message):
     with pytest.raises(CampaignError, match=message):

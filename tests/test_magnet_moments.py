@@ -142,7 +142,7 @@ def test_report_and_show_carry_sources_and_caveats(tmp_path):
 
     for calculator, caveat in (("chgnet", True), ("gpaw", False)):
         path = tmp_path / f"{calculator}.h5"
-        with Store.open(path, campaign_text="moments test") as store:
+        with Store.open(path, campaign_text="") as store:
             store.append([_record(0, calculator, [2.5, -1.0], "x"), *_references(calculator)])
         from tansaku.workflows.ranking import rank_results
 

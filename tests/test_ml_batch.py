@@ -8,17 +8,27 @@ relaxed energies agree far inside what the force tolerance allows.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections import Counter
+
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from hpc_campaigns import small
 from synthetic import smfe12_cells
 
 from tansaku.calculators import RelaxSettings, Runtime, get_calculator, relax
-from tansaku.calculators.batch import relax_batch
+from tansaku.calculators.batch import batch_evaluator, relax_batch
 from tansaku.calculators.errors import UnphysicalResult
+from tansaku.calculators.registry import CalculatorConfigError
+from tansaku.results import read_table
 from tansaku.results.record import STATUS_FAILED, STATUS_OK
-from tansaku.workflows.run_task import run_task, run_tasks
+from tansaku.workflows.executors import make_executor
+from tansaku.workflows.plan import make_plan
+from tansaku.workflows.run_task import TASK_LOG_VARIABLE, TaskBatch, run_batch, run_task, run_tasks, work_units
+from tansaku.workflows.runner import execute_plan
 from tansaku.workflows.tasks import Task
 
 
@@ -85,9 +95,9 @@ def test_runtime_rejects_a_negative_batch_size():
         Runtime(batch_size=-1)
 
 
-def _same_as_per_structure(structures: list[Atoms], settings: RelaxSettings) -> None:
-    batched = relax_batch(structures, "chgnet", settings=settings)
-    calc = get_calculator("chgnet")
+def _same_as_per_structure(structures: list[Atoms], settings: RelaxSettings, name: str = "chgnet") -> None:
+    batched = relax_batch(structures, name, settings=settings)
+    calc = get_calculator(name)
     for atoms, got in zip(structures, batched):
         want = relax(atoms, calc, settings)
         # converged is judged on the cell filter's generalised forces; the stored fmax is the atomic one
@@ -95,8 +105,137 @@ def _same_as_per_structure(structures: list[Atoms], settings: RelaxSettings) -> 
         # a force residual below fmax bounds the energy error of either minimum far below 1 meV/atom;
         # batch vs single graph differs by float32 noise only
         assert abs(got.energy - want.energy) / len(atoms) < 1e-3
+        if got.magmoms is None:  # SevenNet predicts no moments
+            continue
         # two minima within the force tolerance: total moments agree to 0.01 μB per atom (0.05 at least)
         assert got.magmom_total == pytest.approx(want.magmom_total, abs=max(0.05, 0.01 * len(atoms)))
+
+
+def test_work_units_split_ml_tasks_evenly_over_the_workers_and_leave_the_rest_alone():
+    emt = [_task(atoms, k) for k, atoms in enumerate(alloys(6))]
+    dft = dataclasses.replace(emt[0], task_id="dft", calculator="gpaw")  # file-based: never batched
+    tasks = [emt[0], dft, *emt[1:]]
+    assert work_units(tasks, Runtime(), 2) == tasks  # no batch size: every task alone
+    units = work_units(tasks, Runtime(batch_size=64), 2)
+    assert [type(u).__name__ for u in units] == ["TaskBatch", "TaskBatch", "Task"]  # where the group began
+    assert [t.task_id for t in units[0].tasks + units[1].tasks] == [t.task_id for t in emt]
+    assert [len(u.tasks) for u in units[:2]] == [3, 3] and units[2] is dft  # two workers: two batches of three
+    many = [dataclasses.replace(emt[0], task_id=f"t{k}") for k in range(200)]
+    assert [len(u.tasks) for u in work_units(many, Runtime(batch_size=64), 2)] == [50] * 4
+    assert [len(u.tasks) for u in work_units(many[:64], Runtime(batch_size=64), 2)] == [32, 32]
+    assert [len(u.tasks) for u in work_units(many[:10], Runtime(batch_size=4), 1)] == [4, 3, 3]
+    assert TaskBatch(tuple(many[:3])).task_id == "t0+2"
+
+
+def test_a_campaign_with_batch_size_relaxes_in_batches_on_pool_workers(tmp_path, monkeypatch):
+    """[calculator.runtime] batch_size: each pool worker relaxes its batch together (the tasks of a batch
+    start at once in one process); the records are those of the per-task path, one per structure, and a
+    structure that explodes is stored failed while the rest of its batch is stored relaxed."""
+    log = tmp_path / "tasks.log"
+    monkeypatch.setenv(TASK_LOG_VARIABLE, str(log))
+    batched = small(tmp_path, "batched", extra="[calculator.runtime]\nbatch_size = 16\n")
+    batched = dataclasses.replace(batched, execution=batched.execution.with_overrides(executor="pool", workers=2))
+    plan = make_plan(batched)
+    bad = next(k for k, task in enumerate(plan.tasks) if len(task.atoms) > 2)
+    crushed = plan.tasks[bad].atoms.copy()
+    crushed.positions[1] = crushed.positions[0] + [0.3, 0, 0]  # 0.3 Å apart: forces far beyond MAX_FORCE
+    plan.tasks[bad] = dataclasses.replace(plan.tasks[bad], atoms=crushed)
+    summary = execute_plan(plan, batched, show_progress=False)
+    assert summary.ran == len(plan.tasks) and summary.failed == 1
+    starts = Counter(tuple(line.split()[1:]) for line in log.read_text().splitlines())  # (worker, start time)
+    assert sum(starts.values()) == len(plan.tasks)
+    assert len(starts) == 2  # two batches (two workers): the tasks of each started together in one process
+
+    single = small(tmp_path, "single")
+    execute_plan(plan, single, show_progress=False)
+    got, want = (read_table(c.output).set_index("task_id") for c in (batched, single))
+    assert sorted(got.index) == sorted(want.index) == sorted(t.task_id for t in plan.tasks)
+    failed = got.loc[plan.tasks[bad].task_id]
+    assert failed.status == STATUS_FAILED and "UnphysicalResult" in failed.error
+    ok = [t.task_id for t in plan.tasks if t.task_id != plan.tasks[bad].task_id]
+    assert (got.loc[ok, "status"] == STATUS_OK).all()
+    np.testing.assert_allclose(got.loc[ok, "energy"], want.loc[ok, "energy"], atol=1e-9)
+    assert (got.loc[ok, "steps"] == want.loc[ok, "steps"]).all()
+
+
+def crash_in_batch(batch):
+    """Kill the worker process whenever one task is in the batch (a segfaulting model); relax the rest."""
+    if any(t.label.startswith("Cu3Au L12") for t in batch.tasks):
+        os._exit(3)
+    return run_batch(batch)
+
+
+def test_a_batch_whose_process_dies_is_rerun_task_by_task(tmp_path):
+    tasks = make_plan(small(tmp_path)).tasks
+    units = work_units(tasks, Runtime(batch_size=64), 2)
+    assert len(units) == 2
+    records = [r for r in make_executor("pool", {"workers": 2}, run=crash_in_batch)(units) if r is not None]
+    by_label = {r.label: r for r in records}
+    assert sorted(r.task_id for r in records) == sorted(t.task_id for t in tasks)
+    assert by_label["Cu3Au L12"].status == STATUS_FAILED and "died" in by_label["Cu3Au L12"].error
+    assert sum(r.status == STATUS_OK for r in records) == len(tasks) - 1
+
+
+def test_a_gpu_asked_for_where_torch_sees_none_is_a_clear_error_per_task():
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU (test_batched_relaxation_on_cuda runs instead)")
+    from tansaku.calculators.builtin import torch_device
+
+    assert torch_device("cpu") == "cpu"
+    for device, message in [("cuda", "sees no CUDA GPU"), ("cuda:1", "sees no CUDA GPU"),
+                            ("gpu", "expected cpu, cuda, cuda:N or mps"), ("cpu:0", "expected cpu")]:
+        with pytest.raises(CalculatorConfigError, match=f"runtime device '{device}': .*{message}"):
+            torch_device(device)
+    task = _task(bulk("Ni", "fcc", a=3.5), 0, "chgnet")
+    records = run_tasks([task, dataclasses.replace(task, task_id="t1")], Runtime(device="cuda", batch_size=8))
+    assert [r.status for r in records] == [STATUS_FAILED] * 2
+    assert all("runtime device 'cuda'" in r.error and "\n" not in r.error for r in records)
+
+
+@pytest.mark.ml
+@pytest.mark.parametrize("name", ["chgnet", "sevenn"])
+def test_graph_batch_gives_the_single_structure_results(name):
+    """One batched model call = the calculator's own call per structure (float32 noise), mixed sizes."""
+    pytest.importorskip(name)
+    structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4).repeat((2, 1, 1)), bulk("Cu", "fcc", a=3.6)]
+    structures[1].symbols[1] = "Co"
+    for atoms in structures:
+        atoms.rattle(0.03, seed=1)
+    calc = get_calculator(name)
+    for atoms, got in zip(structures, batch_evaluator(name, calc)(structures)):
+        work = atoms.copy()
+        work.calc = calc
+        assert got["energy"] == pytest.approx(work.get_potential_energy(), abs=1e-4 * len(atoms))
+        np.testing.assert_allclose(got["forces"], work.get_forces(), atol=1e-4)
+        np.testing.assert_allclose(got["stress"], work.get_stress(), atol=1e-5)
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="no CUDA GPU on this machine")
+@pytest.mark.ml
+@pytest.mark.parametrize("name", ["chgnet", "sevenn"])
+def test_batched_relaxation_on_cuda(name):
+    """device = "cuda": the model runs on the GPU (batched), with the CPU path's relaxed energies."""
+    pytest.importorskip(name)
+    structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4)]
+    settings = RelaxSettings(fmax=0.05, steps=200)
+    on_gpu = relax_batch(structures, name, settings=settings, runtime=Runtime(device="cuda"))
+    on_cpu = relax_batch(structures, name, settings=settings, runtime=Runtime(device="cpu"))
+    model = get_calculator(name, None, __import__("tansaku").calculators.RunContext(Runtime(device="cuda"))).model
+    assert next(model.parameters()).device.type == "cuda"
+    for gpu, cpu, atoms in zip(on_gpu, on_cpu, structures):
+        assert gpu.converged and abs(gpu.energy - cpu.energy) / len(atoms) < 1e-3
+
+
+@pytest.mark.ml
+def test_sevenn_graph_batch_relaxes_like_the_per_structure_path():
+    pytest.importorskip("sevenn")
+    structures = [bulk("Fe", "bcc", a=2.9), bulk("Ni", "fcc", a=3.4), bulk("Cu", "fcc", a=3.7)]
+    for atoms in structures:
+        atoms.rattle(0.02, seed=1)
+    _same_as_per_structure(structures, RelaxSettings(fmax=0.05, steps=200), "sevenn")
 
 
 @pytest.mark.ml

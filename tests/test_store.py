@@ -27,6 +27,7 @@ from tansaku.results import (
     read_table,
 )
 from tansaku.results.schema import RECORD_COLUMN_BY_NAME, encode_str
+from tansaku.results.tables import campaign_history, current_campaign_text
 from conftest import spawn
 from synthetic import record_differences, synthetic_record
 
@@ -214,10 +215,14 @@ def test_attributes_and_campaign_update(tmp_path):
     assert attrs["campaign"] == "name = 'one'" and attrs["created"].startswith("20")
     with Store.open(path) as store:  # no text: keep the stored one
         assert len(store) == 3
+    inode = path.stat().st_ino
     with Store.open(path, campaign_text="name = 'two' # 改") as store:
         store.append(_records([3]))
+    assert path.stat().st_ino == inode  # a new campaign text is an entry of /campaigns, not a rewrite
+    assert current_campaign_text(path) == "name = 'two' # 改"
+    assert [e.text for e in campaign_history(path)] == ["name = 'one'", "name = 'two' # 改"]
     with h5py.File(path, "r") as f:  # a cleanly closed file opens without swmr too
-        assert f.attrs["campaign"] == "name = 'two' # 改" and f.attrs["created"] == attrs["created"]
+        assert f.attrs["campaign"] == "name = 'one'" and f.attrs["created"] == attrs["created"]
         assert f["committed"][0] == 4
     assert [r.task_id for r in iter_records(path)] == [f"t{i:09d}" for i in range(4)]
 
@@ -306,7 +311,8 @@ def test_second_writer_refused_then_crashed_writer_recovered(tmp_path):
             Store.open(path)  # a second Store in the same process is refused as well
     assert not path.with_name(path.name + ".recover.tmp").exists()
     with h5py.File(path, "r") as f:
-        assert f["committed"][0] == 3 and f.attrs["campaign"] == "after crash"
+        assert f["committed"][0] == 3
+    assert current_campaign_text(path) == "after crash"
 
 
 def test_close_compacts_a_file_bloated_by_small_appends(tmp_path):
@@ -322,6 +328,7 @@ def test_close_compacts_a_file_bloated_by_small_appends(tmp_path):
     assert all(record_differences(s, synthetic_record(i, natoms=8)) == [] for i, s in enumerate(stored))
     with open_for_reading(path) as f:
         assert f.attrs["campaign"] == "compact me"
+    assert [e.text for e in campaign_history(path)] == ["compact me"]
     inode = path.stat().st_ino
     with Store.open(path) as store:
         store.append([synthetic_record(400)])

@@ -16,11 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from tansaku.results import Store, iter_records, open_for_reading, read_columns
+from tansaku.results.tables import campaign_history, settings_table
 from conftest import subprocess_env
 from synthetic import record_differences, synthetic_record
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 8
+
+
+def with_settings(record, stored: bool = False):
+    """The record with a settings id shared by three tasks (new /settings entries in many appends); as read
+    back (``stored``) it has no settings text (that lives in /settings)."""
+    k = int(record.task_id[1:])
+    record.settings_id = f"s{k // 3:06d}"
+    record.settings = "" if stored else settings_text(record.settings_id)
+    return record
+
+
+def settings_text(settings_id: str) -> str:
+    return '{"stage": "crash", "id": "%s"}' % settings_id
 
 
 def first_status(k: int) -> str:
@@ -43,7 +57,7 @@ def writer(path: str, seed: int) -> None:
             if first_status(k) == "failed":
                 pending.append(k)
             k += 1
-        store.append(batch)
+        store.append([with_settings(r) for r in batch])
         print(len(store), flush=True)
 
 
@@ -51,17 +65,22 @@ def check(path: Path, reported: int) -> int:
     """The committed rows: at least ``reported``, row i = task i, ok rows exact, failed rows readable."""
     with open_for_reading(path) as f:
         stored = list(iter_records(f))
+        settings = settings_table(f)
     assert len(stored) >= reported
+    for rec in stored:  # a committed row never points at a settings entry that is not committed
+        assert settings[rec.settings_id] == settings_text(rec.settings_id), rec.task_id
     for i, rec in enumerate(stored):
         assert rec.task_id == f"t{i:09d}"
         if i < reported and first_status(i) == "ok":
             assert rec.status == "ok"
         if rec.status == "ok":
-            assert record_differences(rec, synthetic_record(i)) == [], (i, record_differences(rec, synthetic_record(i)))
+            expected = with_settings(synthetic_record(i), stored=True)
+            assert record_differences(rec, expected) == [], (i, record_differences(rec, expected))
         else:
             # a rewrite killed before its status was written: each value is the old or the new one
             # (the structure may pair the new atom_start with the old natoms: only its shape is checked)
-            neither = set(record_differences(rec, failed_version(i))) & set(record_differences(rec, synthetic_record(i)))
+            neither = (set(record_differences(rec, with_settings(failed_version(i), stored=True)))
+                       & set(record_differences(rec, with_settings(synthetic_record(i), stored=True))))
             assert not neither - {"numbers", "positions", "magmoms"}, (i, neither)
             assert rec.numbers.shape == (len(rec.positions),) and rec.positions.shape[1] == 3
     return len(stored)
@@ -99,6 +118,8 @@ def test_kill_writer_at_random_moments(tmp_path):
         store.close()
     statuses = read_columns(path, ["status"])["status"]
     assert len(statuses) >= reported and np.isin(statuses, ["ok", "failed"]).all()
+    texts = [e.text for e in campaign_history(path)]  # each writer's text, kept whole (kills at open included)
+    assert texts and len(set(texts)) == len(texts) and set(texts) <= {f"crash test seed {r}" for r in range(ROUNDS)}
     assert not list(tmp_path.glob("*.tmp"))
 
 

@@ -4,7 +4,8 @@ The per-structure path (relax.py) runs one ASE optimizer loop per structure, so 
 once per structure per step with a batch of one graph. ``relax_batch`` keeps each structure's own ASE
 optimizer and cell filter (FIRE/BFGS/LBFGS on ``FrechetCellFilter``, exactly as ``relax``), but drives
 them step by step itself: every step it evaluates all structures still relaxing in **one** model call
-(CHGNet: one graph batch through ``CHGNet.predict_structure``), hands each its energy, forces, stress
+(CHGNet: one graph batch through ``CHGNet.predict_structure``; SevenNet: one collated graph batch
+through its model), hands each its energy, forces, stress
 and moments through a ``SinglePointCalculator``, and lets each optimizer take its step. The optimizers'
 arithmetic is ASE's own, so the relaxed energies equal the per-structure path's up to the model's
 batch-vs-single float noise (tests/test_ml_batch.py).
@@ -31,6 +32,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from tansaku.calculators.context import RunContext, Runtime
 from tansaku.calculators.registry import CalculatorConfigError, get_calculator, get_spec
@@ -66,9 +68,48 @@ def chgnet_batch_evaluator(calc: Calculator) -> BatchEvaluator:
             factor = len(atoms) if model.is_intensive else 1
             energy = float(p["e"]) * factor
             stress = np.asarray(p["s"], dtype=float) * stress_weight
+            if stress.shape == (3, 3):  # CHGNet gives the full tensor; ASE wants Voigt (xx yy zz yz xz xy)
+                stress = full_3x3_to_voigt_6_stress(stress)
             out.append({"energy": energy, "free_energy": energy, "forces": np.asarray(p["f"], dtype=float),
                         "stress": stress, "magmoms": np.asarray(p["m"], dtype=float).reshape(-1)})
         return out
+    return evaluate
+
+
+def sevenn_batch_evaluator(calc: Calculator) -> BatchEvaluator:
+    """One SevenNet graph batch (torch_geometric ``Collater``, as sevenn's own torch-sim model does) for a
+    list of structures, converted as ``SevenNetCalculator.output_to_results`` does (stress: minus the
+    model's, Voigt order xx yy zz yz xz xy, eV/Å³). The model is the calculator's, on its device; it is
+    switched to batch mode for the call only (the calculator's single-structure path needs it off)."""
+    import sevenn._keys as key
+    import torch
+    from sevenn.atom_graph_data import AtomGraphData
+    from sevenn.train.dataload import unlabeled_atoms_to_graph
+    from torch_geometric.loader.dataloader import Collater
+
+    model, cutoff, device, modal = calc.model, calc.cutoff, calc.device, calc.modal
+    collate = Collater([], follow_batch=None, exclude_keys=None)
+
+    def evaluate(structures: Sequence[Atoms]) -> list[Results]:
+        graphs = []
+        for atoms in structures:
+            calc.set_atoms(atoms)  # an element the model does not know: a clear error for this structure
+            graph = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, cutoff, with_shift=False))
+            if modal:
+                graph[key.DATA_MODALITY] = modal
+            graphs.append(graph)
+        batch = collate(graphs).to(device)
+        model.set_is_batch_data(True)
+        try:
+            output = model(batch)
+        finally:
+            model.set_is_batch_data(False)
+        counts = [len(atoms) for atoms in structures]
+        energies = output[key.PRED_TOTAL_ENERGY].detach().cpu().numpy().reshape(-1)
+        forces = torch.split(output[key.PRED_FORCE].detach().cpu(), counts)
+        stresses = -output[key.PRED_STRESS].detach().cpu().numpy().reshape(-1, 6)[:, [0, 1, 2, 4, 5, 3]]
+        return [{"energy": float(e), "free_energy": float(e), "forces": f.numpy().astype(float),
+                 "stress": s.astype(float)} for e, f, s in zip(energies, forces, stresses)]
     return evaluate
 
 
@@ -91,7 +132,8 @@ def sequential_evaluator(calc: Calculator) -> BatchEvaluator:
 
 
 # calculator name -> builder of its batch evaluator from the (cached, device-placed) calculator
-BATCH_EVALUATORS: dict[str, Callable[[Calculator], BatchEvaluator]] = {"chgnet": chgnet_batch_evaluator}
+BATCH_EVALUATORS: dict[str, Callable[[Calculator], BatchEvaluator]] = {
+    "chgnet": chgnet_batch_evaluator, "sevenn": sevenn_batch_evaluator}
 
 
 def batch_evaluator(name: str, calc: Calculator) -> BatchEvaluator:

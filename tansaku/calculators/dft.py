@@ -415,9 +415,15 @@ def vasp_native_relax(atoms: Atoms, calc: Calculator, settings: Any, relax_cell:
         scf_iterations=calc.results.get("scf_iterations", -1))
 
 
+def dft_energy_scale(params: Mapping[str, Any]) -> str:
+    """The energy scale of a DFT calculation: its functional, lower case ("pbe"); "+u" when Hubbard U
+    values are given (a ``hubbard_u`` parameter: {element: U in eV}; none of tansaku's presets sets one)."""
+    return str(params.get("xc", "PBE")).lower() + ("+u" if params.get("hubbard_u") else "")
+
+
 def _spec(name: str, factory: Any, package: str, description: str, version_fn: Any, native_relax: Any = None,
           **extra: Any) -> CalculatorSpec:
-    return CalculatorSpec(
+    return CalculatorSpec(energy_scale=dft_energy_scale,
         name=name, factory=factory, elements=ALL_ELEMENTS, package=package, magnetic=True,
         moments=MOMENTS_SIGNED, uses_initial_magmoms=True, defaults={**preset_defaults(name), **extra}, file_based=True,
         presets={k: {"preset": k, **v} for k, v in PRESETS[name].items()}, version_fn=version_fn,

@@ -66,6 +66,10 @@ class CalculatorSpec:
     moments: str = MOMENTS_NONE
     # what its results cannot say, shown beside every property it produced (report, `tansaku show`)
     caveat: str = ""
+    # which energies its energies can be compared with (energy_scale_of): "pbe", "pbe+u" (DFT with that
+    # functional), "chgnet-mptrj", "emt", ...; a function of the resolved identity parameters where the
+    # functional is a parameter (DFT); "" = its own scale, named after the calculator
+    energy_scale: str | Callable[[Mapping[str, Any]], str] = ""
 
     def __post_init__(self) -> None:
         if self.moments not in MOMENT_KINDS:
@@ -98,6 +102,14 @@ class CalculatorSpec:
         if missing:
             raise CalculatorConfigError(f"calculator {self.name!r}: missing required parameter(s) {missing}")
         return {**self.defaults, **params}
+
+    def energy_scale_of(self, params: Mapping[str, Any] | None = None) -> str:
+        """The energy scale of this calculator's energies with identity ``params`` (e.g. stored with a
+        record): energies of different scales never share a hull, and Materials Project references only
+        mix with "pbe" / "pbe+u" (``tansaku.screening.references``)."""
+        if callable(self.energy_scale):
+            return self.energy_scale({**self.defaults, **dict(params or {})})
+        return self.energy_scale or self.name
 
     def version(self) -> str:
         """The code's version, looked up once per process (it enters every task id)."""

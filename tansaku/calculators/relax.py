@@ -68,10 +68,10 @@ class RelaxResult:
 
 
 def default_magmoms(atoms: Atoms) -> np.ndarray:
-    """pymatgen's default starting moments (μB) per site, 0.6 for unlisted elements."""
-    from pymatgen.analysis.magnetism.analyzer import DEFAULT_MAGMOMS
+    """pymatgen's default starting moments (μB) per site, 0.6 for unlisted elements (the FM start)."""
+    from tansaku.screening.magnetic_configurations import default_start_moments
 
-    return np.array([float(DEFAULT_MAGMOMS.get(s, 0.6)) for s in atoms.get_chemical_symbols()])
+    return default_start_moments(atoms.get_chemical_symbols())
 
 
 def _magnetic_moments(calc: Calculator, atoms: Atoms) -> tuple[np.ndarray | None, float]:

@@ -6,6 +6,6 @@ earth vs μ0Ms); columns.py reads and labels the table's columns. This layer may
 results; nothing below imports it.
 """
 
-from tansaku.report.html import objectives_used, write_report
+from tansaku.report.html import objectives_used, ranking_warnings, write_report
 
-__all__ = ["objectives_used", "write_report"]
+__all__ = ["objectives_used", "ranking_warnings", "write_report"]

@@ -43,7 +43,7 @@ from tansaku.report.columns import (
     text,
 )
 from tansaku.report.plots import Figure
-from tansaku.report.sources import sources
+from tansaku.report.sources import K1_4F_CAVEAT, has_4f_elements, property_caveats, sources
 from tansaku.results.derived import derived_attrs
 from tansaku.screening.hull import is_on_hull
 from tansaku.screening.rank import DEFAULT_OBJECTIVES
@@ -52,10 +52,12 @@ FIGURE_NAMES = ("hull.png", "pareto.png", "re_vs_ms.png")
 
 
 TABLE_COLUMNS = ("rank", "label", "formula", "e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper",
-                 "magnetic_order", "kappa", "mu0_ha", "bh_max", "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
+                 "magnetic_order", "configuration", "k1", "k1_kpoint_delta", "kappa", "mu0_ha", "tc_mean_field",
+                 "bh_max", "re_mass_fraction", "hhi_production", "cost_per_kg", "score", "decomposition")
 ALWAYS_SHOWN = ("rank", "label", "formula")
 # shown where they have a value, never listed as missing (only some calculators or stages give them)
-OPTIONAL_COLUMNS = ("mu0_ms_upper", "magnetic_order", "kappa", "mu0_ha")
+OPTIONAL_COLUMNS = ("mu0_ms_upper", "magnetic_order", "configuration", "k1", "k1_kpoint_delta", "kappa", "mu0_ha",
+                    "tc_mean_field")
 
 CSS = """
 :root { color-scheme: light; }
@@ -92,14 +94,16 @@ footer { margin-top: 36px; color: #8c959f; font-size: 0.8em; }
 
 
 def write_report(table: pd.DataFrame, outdir: str | Path, title: str,
-                 objectives: Sequence[tuple[str, str]] | None = None, top: int = 50) -> Path:
+                 objectives: Sequence[tuple[str, str]] | None = None, top: int = 50,
+                 warnings_shown: Sequence[str] = ()) -> Path:
     """Write ``outdir/index.html`` and its PNG figures for a table of ranked records; return the HTML path.
 
     ``objectives`` are the ranking's ``(column, "min" | "max")`` pairs (or objects with ``column`` and
     ``direction``, such as :class:`tansaku.screening.rank.Objective`; default: screening's
     DEFAULT_OBJECTIVES, :func:`objectives_used` gives those of a ranked file); they are named in the report,
     their table columns are marked and always shown, and the Pareto figure plots two of them. ``top``
-    limits the ranked table to the best ``top`` candidates.
+    limits the ranked table to the best ``top`` candidates. ``warnings_shown`` are sentences shown at the
+    top of the page (e.g. the ranking's forced mix of energy scales, :func:`ranking_warnings`).
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_report: table must be a pandas DataFrame, got {type(table).__name__}")
@@ -127,7 +131,7 @@ def write_report(table: pd.DataFrame, outdir: str | Path, title: str,
                                                         f"({type(exc).__name__}: {exc}).")
         figures.append(figure)
 
-    page = _page(table, title, objectives, top, figures, outdir)
+    page = _page(table, title, objectives, top, figures, outdir, warnings_shown)
     index = outdir / "index.html"
     tmp = index.with_name(index.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -169,7 +173,14 @@ def formula_html(formula: str) -> str:
     return "".join(f"<sub>{p}</sub>" if k % 2 else _e(p) for k, p in enumerate(parts))
 
 
-def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[Figure], outdir: Path) -> str:
+def ranking_warnings(path: str | os.PathLike) -> list[str]:
+    """What the stored ranking of a results file must be read with: a forced mix of energy scales."""
+    mixed = derived_attrs(path).get("mixed_energy_scales", "")
+    return [mixed] if mixed else []
+
+
+def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[Figure], outdir: Path,
+          warnings_shown: Sequence[str] = ()) -> str:
     ok = ok_mask(table)
     calculators = sorted(set(text(table, "calculator")[ok]) - {""})
     meta = f"{len(table)} records"
@@ -190,6 +201,7 @@ def _page(table: pd.DataFrame, title: str, objectives, top: int, figures: list[F
         "<main>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">{_e(meta)}</p>',
+        *(f'<p class="note caveat"><strong>Warning:</strong> {_e(w)}</p>' for w in warnings_shown),
         '<section id="summary">',
         "<h2>Summary</h2>",
         _counts_html(table),
@@ -225,6 +237,15 @@ def _sources_html(table: pd.DataFrame) -> str:
         lines.append(f'<p class="source">{_e(source.text())}</p>')
         if source.caveat:
             lines.append(f'<p class="note caveat">Caveat ({_e(source.calculator)}): {_e(source.caveat)}.</p>')
+    with_k1 = ok & np.isfinite(num(table, "k1"))
+    if with_k1.any():
+        lines.append(f'<p class="note caveat">{_e(property_caveats()["k1"])}.</p>')
+        f_shell = [str(v) for v in text(table, "label")[with_k1 & has_4f_elements(table)]]
+        if f_shell:
+            lines.append(f'<p class="note caveat">Caveat (K1 of {_e(", ".join(f_shell[:10]))}): '
+                         f'{_e(K1_4F_CAVEAT)}.</p>')
+    if (ok & np.isfinite(num(table, "tc_mean_field"))).any():
+        lines.append(f'<p class="note caveat">{_e(property_caveats()["tc_mean_field"])}.</p>')
     return "\n".join(lines)
 
 

@@ -47,6 +47,14 @@ class Record:
     params: str = ""  # calculator identity (resolved parameters + code version), JSON
     history: str = ""  # error-handler history, JSON list ("" when the first attempt succeeded)
     scf_iterations: int = -1  # summed over the relaxation
+    configuration: str = ""  # starting magnetic configuration (fm, re-anti, ud:...), "" without initial moments
+    calculation: str = "relax"  # relax | anisotropy
+    k1_fine: float = float("nan")  # MJ/m³, anisotropy tasks: K1 on the finer k-point mesh
+    k1_coarse: float = float("nan")  # MJ/m³, on the coarser mesh
+    stage_name: str = ""  # funnel stage (campaign [campaign] stage / [[stages]] name); "" in stores before funnels
+    source_task_id: str = ""  # the previous funnel stage's task this one started from ("" in the first stage)
+    settings_id: str = ""  # key of the settings that produced it in the store's /settings table
+    settings: str = ""  # those settings as JSON (not a column: the writer adds new ones to /settings)
 
     @property
     def natoms(self) -> int:

@@ -21,7 +21,18 @@ from tansaku.results.atomic import CREATE_SUFFIX, RECOVER_SUFFIX, fsync_path
 from tansaku.results.derived import copy_derived
 from tansaku.results.errors import StoreError
 from tansaku.results.read import atoms_end, committed_rows, open_for_reading
-from tansaku.results.schema import ATOM_COLUMNS, ATOMS, COMMITTED, RECORD_COLUMNS, RECORDS, create_layout
+from tansaku.results.schema import (
+    ATOM_COLUMNS,
+    ATOMS,
+    CAMPAIGNS_TABLE,
+    COMMITTED,
+    RECORD_COLUMNS,
+    RECORDS,
+    TABLE_TEXT,
+    TEXT_TABLES,
+    create_layout,
+)
+from tansaku.results.tables import committed_entries, current_entry, read_entries, text_key
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +66,44 @@ def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
                 raise StoreError(f"{src.filename}: {group}/{c.name} has {ds.shape[0]} entries, {count} committed")
             _copy(ds, dst[f"{group}/{c.name}"], count)
     dst[COMMITTED][0] = n
+    _copy_tables(src, dst)
     return n
+
+
+def _copy_tables(src: h5py.File, dst: h5py.File) -> None:
+    """Copy the committed entries of the text tables; a file from before /campaigns gets its ``campaign``
+    attribute as the first entry (first used when the file was created)."""
+    for table in TEXT_TABLES:
+        group = dst[table.name]
+        k = committed_entries(src, table)
+        if k:
+            for c in table.columns:
+                _copy(src[f"{table.name}/{c.name}"], group[c.name], k)
+            end = int((group["start"][:k] + group["length"][:k]).max())
+            _copy(src[f"{table.name}/{TABLE_TEXT.name}"], group[TABLE_TEXT.name], end)
+        elif table is CAMPAIGNS_TABLE and table.name not in src and src.attrs.get("campaign", ""):
+            text = str(src.attrs["campaign"]).encode("utf-8")
+            created = _unix_time(str(src.attrs.get("created", "")))
+            for name, value in (("key", text_key(text.decode("utf-8"))), ("start", 0), ("length", len(text)),
+                                ("first_used", created), ("last_used", created)):
+                group[name].resize(1, axis=0)
+                group[name][0] = value
+            group[TABLE_TEXT.name].resize(len(text), axis=0)
+            group[TABLE_TEXT.name][:] = np.frombuffer(text, np.uint8)
+            k = 1
+        group[COMMITTED][0] = k
+    current = current_entry(read_entries(dst, CAMPAIGNS_TABLE))
+    if current is not None:
+        dst.attrs["campaign"] = current.text  # for readers that know only the attribute
+
+
+def _unix_time(iso: str) -> float:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return float("nan")
 
 
 def write_new_file(path: Path, attrs: dict[str, object], source: h5py.File | None = None,

@@ -76,7 +76,7 @@ STRING_COLUMNS: tuple[Column, ...] = (
     _s("prototype", 64, "structure prototype"),
     _s("parent", 128, "parent structure/candidate"),
     _s("calculator", 64, "calculator registry name"),
-    _s("stage", 32, "funnel stage"),
+    _s("stage", 32, "relaxation mode of the task (relax)"),
     _s("status", 8, "ok | failed"),
     _s("error", 512, "error message of a failed task (cut to 512 bytes, ending in …)", truncate=True),
     _s("worker", 128, "host:pid that ran the task"),
@@ -84,6 +84,15 @@ STRING_COLUMNS: tuple[Column, ...] = (
        truncate=True, optional=True),
     _s("history", 2048, "error-handler history as JSON: one entry per failed attempt (failure, error, "
        "correction applied); empty when the first attempt succeeded", truncate=True, optional=True),
+    _s("configuration", 64, "starting magnetic configuration: fm | re-anti | ud:<u/d per magnetic site>; empty "
+       "for calculators without initial moments", truncate=True, optional=True),
+    _s("calculation", 16, "what the task computed: relax (empty in older files) | anisotropy", optional=True),
+    _s("stage_name", 64, "funnel stage that produced the row ([campaign] stage or a [[stages]] name; empty in "
+       "stores written before funnels: the first stage)", optional=True),
+    _s("source_task_id", 96, "task id of the previous funnel stage's row this one started from (empty in the "
+       "first stage)", optional=True),
+    _s("settings_id", 64, "key of the entry of /settings holding the settings that produced the row "
+       "(stage, calculator, identity parameters, code version, relaxation); empty if unknown", optional=True),
 )
 SCALAR_COLUMNS: tuple[Column, ...] = (
     _f("energy", "eV", "total energy of the final structure"),
@@ -97,6 +106,9 @@ SCALAR_COLUMNS: tuple[Column, ...] = (
     _f("finished_at", "s", "unix time the task finished"),
     Column("scf_iterations", np.dtype("<i4"), (), "", "SCF iterations summed over the relaxation (-1 unknown)",
            optional=True),
+    Column("k1_fine", np.dtype("<f8"), (), "MJ/m^3", "anisotropy K1 = (E(in-plane) - E(along c)) / V with "
+           "spin-orbit, finer k-point mesh (anisotropy tasks)", optional=True),
+    Column("k1_coarse", np.dtype("<f8"), (), "MJ/m^3", "the same on the coarser k-point mesh", optional=True),
 )
 ARRAY_COLUMNS: tuple[Column, ...] = (
     _f("stress", "eV/Å^3", "stress, Voigt order xx yy zz yz xz xy", (6,)),
@@ -122,6 +134,43 @@ def missing_optional_columns(f: h5py.File) -> list[Column]:
     """Optional record columns a store file (written before they existed) lacks."""
     return [c for c in OPTIONAL_COLUMNS if c.name not in f[RECORDS]]
 ATOM_COLUMN_BY_NAME = {c.name: c for c in ATOM_COLUMNS}
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """An append-only keyed table of texts (a group): per entry a ``key``, the ``start`` and ``length`` of its
+    UTF-8 text in ``<group>/text`` (uint8, concatenated), and ``extra`` columns; ``<group>/committed`` counts
+    the valid entries. Written in SWMR mode like the records (entries first, then the counter)."""
+
+    name: str
+    description: str
+    extra: tuple[Column, ...] = ()
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return (*TABLE_ENTRY_COLUMNS, *self.extra)
+
+
+TABLE_TEXT = Column("text", np.dtype("u1"), (), "", "UTF-8 bytes of every entry's text, concatenated")
+TABLE_ENTRY_COLUMNS: tuple[Column, ...] = (
+    Column("key", h5py.string_dtype("utf-8", 64), (), "", "the entry's key (a content hash)", 64),
+    Column("start", np.dtype("<i8"), (), "", "index of the entry's first byte in text"),
+    Column("length", np.dtype("<i8"), (), "", "number of bytes of the entry's text"),
+)
+SETTINGS_TABLE = TextTable(
+    "settings", "settings that produced records, as JSON (stage, calculator, params, version, relax), keyed by "
+                "their hash; records/settings_id points here")
+CAMPAIGNS_TABLE = TextTable(
+    "campaigns", "every distinct campaign text the file was run with, keyed by its SHA-256; the current one is "
+                 "the entry with the largest last_used",
+    (_f("first_used", "s", "unix time the text was first used"),
+     _f("last_used", "s", "unix time the text was last made the current one")))
+TEXT_TABLES: tuple[TextTable, ...] = (SETTINGS_TABLE, CAMPAIGNS_TABLE)
+
+
+def missing_tables(f: h5py.File) -> list[TextTable]:
+    """Text tables a store file (written before they existed) lacks; readers treat them as empty."""
+    return [t for t in TEXT_TABLES if t.name not in f]
 STATUS_COLUMN = "status"
 
 
@@ -166,16 +215,25 @@ def _create_appendable(group: h5py.Group, c: Column) -> h5py.Dataset:
     return group[c.name]
 
 
+def _create_columns(group: h5py.Group, columns: tuple[Column, ...]) -> None:
+    for c in columns:
+        ds = _create_appendable(group, c)
+        if c.units:
+            ds.attrs["units"] = c.units
+        ds.attrs["description"] = c.description
+
+
 def create_layout(f: h5py.File, attrs: dict[str, object]) -> None:
     """Create every group and (empty) dataset of the schema in ``f`` and set the file ``attrs``."""
     for group, columns in ((RECORDS, RECORD_COLUMNS), (ATOMS, ATOM_COLUMNS)):
-        g = f.create_group(group)
-        for c in columns:
-            ds = _create_appendable(g, c)
-            if c.units:
-                ds.attrs["units"] = c.units
-            ds.attrs["description"] = c.description
+        _create_columns(f.create_group(group), columns)
     ds = f.create_dataset(COMMITTED, data=np.zeros(1, np.int64))
     ds.attrs["description"] = "number of committed rows; rows at or beyond it are not valid"
+    for table in TEXT_TABLES:
+        g = f.create_group(table.name)
+        g.attrs["description"] = table.description
+        _create_columns(g, (*table.columns, TABLE_TEXT))
+        ds = g.create_dataset(COMMITTED, data=np.zeros(1, np.int64))
+        ds.attrs["description"] = "number of valid entries; entries at or beyond it are not valid"
     for key, value in attrs.items():
         f.attrs[key] = value

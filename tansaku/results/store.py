@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -34,13 +35,19 @@ from tansaku.results.recover import (
 from tansaku.results.schema import (
     ATOM_COLUMNS,
     ATOMS,
+    CAMPAIGNS_TABLE,
     COMMITTED,
     RECORD_COLUMNS,
     RECORDS,
+    SETTINGS_TABLE,
     STATUS_COLUMN,
+    TABLE_TEXT,
+    TextTable,
     missing_optional_columns,
+    missing_tables,
     new_file_attrs,
 )
+from tansaku.results.tables import committed_entries, current_entry, read_entries, text_key
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,43 @@ class _Column:
         self.ds.id.write(h5s.create_simple(values.shape), fspace, values)
 
 
+class _TableWriter:
+    """Appends entries to one text table (schema.TextTable) of the open store, in SWMR mode: ``write``
+    puts entries beyond the committed ones, ``commit`` raises the counter (the caller flushes between)."""
+
+    def __init__(self, h5: h5py.File, table: TextTable) -> None:
+        group = h5[table.name]
+        self.cols = {c.name: _Column(group[c.name]) for c in table.columns}
+        self.text = _Column(group[TABLE_TEXT.name])
+        self.counter = group[COMMITTED]
+        self.entries = read_entries(h5, table)
+        self.n = committed_entries(h5, table)
+        self.end = max((int(s + n) for s, n in zip(self.cols["start"].ds[:self.n], self.cols["length"].ds[:self.n])),
+                       default=0)
+        self.row = {e.key: i for i, e in enumerate(self.entries)}
+
+    def write(self, entries: Sequence[tuple[str, str, dict[str, float]]]) -> None:
+        """Write ``(key, text, extra columns)`` entries (keys not stored yet) after the committed ones."""
+        raw = [text.encode("utf-8") for _, text, _ in entries]
+        lengths = np.array([len(r) for r in raw], np.int64)
+        starts = self.end + np.cumsum(lengths) - lengths
+        self.text.write(self.end, np.frombuffer(b"".join(raw), np.uint8))
+        values = {"key": np.array([k.encode("utf-8") for k, _, _ in entries], dtype=self.cols["key"].dtype),
+                  "start": starts, "length": lengths}
+        for name in self.cols:
+            if name not in values:
+                values[name] = np.array([extra[name] for _, _, extra in entries], float)
+        for name, col in self.cols.items():
+            col.write(self.n, values[name])
+        for i, (key, _, _) in enumerate(entries):
+            self.row[key] = self.n + i
+        self.n += len(entries)
+        self.end += int(lengths.sum())
+
+    def commit(self) -> None:
+        self.counter[0] = self.n
+
+
 class Store:
     """The writer of one results file; open it with ``Store.open`` (a context manager)."""
 
@@ -102,6 +146,7 @@ class Store:
         self._index: dict[str, tuple[int, str]] = {
             t: (row, s) for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
         }
+        self._settings = _TableWriter(h5, SETTINGS_TABLE)
 
     @classmethod
     def open(cls, path: str | os.PathLike, campaign_text: str | None = None) -> Store:
@@ -120,32 +165,55 @@ class Store:
             if not path.exists():
                 remove_derived(path)  # a ranking of an earlier store of this name does not apply
                 write_new_file(path, new_file_attrs(campaign_text or ""))
-            update = {} if campaign_text is None else {"campaign": campaign_text}
             try:
                 h5 = _open_swmr_writer(path)
             except OSError as e:
                 if not is_crashed_writer_error(e):
                     raise damaged(path, e) from None
                 log.warning("%s was left open by a killed writer: recovering its committed rows", path)
-                rewrite(path, update)
+                rewrite(path)
                 h5 = _open_swmr_writer(path)
             try:
                 check_schema(h5)
-                if missing_optional_columns(h5):  # written before those columns existed: add them, filled
+                if missing_optional_columns(h5) or missing_tables(h5):  # written before those existed: add them
                     h5.close()
-                    rewrite(path, update)
+                    rewrite(path)
                     h5 = _open_swmr_writer(path)
-                if update and h5.attrs.get("campaign") != campaign_text:
-                    h5.close()
-                    rewrite(path, update)
-                    h5 = _open_swmr_writer(path)
-                return cls(path, h5, lock)
+                store = cls(path, h5, lock)
+                if campaign_text is not None:
+                    store._use_campaign(campaign_text)
+                return store
             except BaseException:
                 h5.close()
                 raise
         except BaseException:
             lock.release()
             raise
+
+    def _use_campaign(self, text: str) -> None:
+        """Make ``text`` the current campaign: appended to /campaigns if new, else its last_used raised
+        (nothing is written when it is already the current one)."""
+        key, now = text_key(text), time.time()
+        table = _TableWriter(self._f, CAMPAIGNS_TABLE)
+        current = current_entry(table.entries)
+        if current is not None and current.key == key:
+            return
+        if key in table.row:
+            table.cols["last_used"].ds[table.row[key]] = now
+        else:
+            table.write([(key, text, {"first_used": now, "last_used": now})])
+            self._f.flush()
+            table.commit()
+        self._f.flush()
+
+    def _new_settings(self, records: Sequence[Record]) -> list[tuple[str, str, dict[str, float]]]:
+        """(settings_id, settings JSON, {}) of the records' settings not in /settings yet."""
+        new: dict[str, str] = {}
+        for r in records:
+            sid = r.settings_id
+            if sid and sid not in self._settings.row and sid not in new and r.settings:
+                new[sid] = r.settings
+        return [(k, v, {}) for k, v in new.items()]
 
     def append(self, records: Sequence[Record]) -> None:
         """Write and commit ``records`` as one batch; all or nothing.
@@ -167,6 +235,11 @@ class Store:
                 redo_rows.append(hit[0])
         if not len(batch):
             return
+        settings = self._new_settings(records)
+        if settings:  # entries before the rows that point at them (committed by their own counter first)
+            self._settings.write(settings)
+            self._f.flush()
+            self._settings.commit()
 
         counts = batch.rows["natoms"]
         a0, total = self._atoms_end, int(counts.sum())

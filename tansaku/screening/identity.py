@@ -21,15 +21,24 @@ def short_hash(*parts: Any) -> str:
     return digest.hexdigest()[:HASH_LENGTH]
 
 
+def _canonical_frac(atoms: Atoms, decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    numbers = atoms.get_atomic_numbers().astype(np.int64)
+    frac = np.round(atoms.get_scaled_positions(wrap=True), decimals) % 1.0
+    frac = np.round(frac, decimals)
+    return numbers, frac, np.lexsort((frac[:, 2], frac[:, 1], frac[:, 0], numbers))
+
+
+def canonical_order(atoms: Atoms, decimals: int = 5) -> np.ndarray:
+    """The atom order of :func:`canonical_structure_bytes` (species, then fractional position)."""
+    return _canonical_frac(atoms, decimals)[2]
+
+
 def canonical_structure_bytes(atoms: Atoms, decimals: int = 5) -> bytes:
     """Cell, pbc and atoms (sorted by species then fractional position), rounded, as bytes.
 
     Two Atoms objects with the same atoms listed in a different order give the same bytes.
     """
-    numbers = atoms.get_atomic_numbers().astype(np.int64)
-    frac = np.round(atoms.get_scaled_positions(wrap=True), decimals) % 1.0
-    frac = np.round(frac, decimals)
-    order = np.lexsort((frac[:, 2], frac[:, 1], frac[:, 0], numbers))
+    numbers, frac, order = _canonical_frac(atoms, decimals)
     cell = np.round(np.asarray(atoms.cell), decimals - 1)
     # +0.0 turns -0.0 into 0.0 so that signed zeros do not change the hash
     return b"".join(

@@ -5,8 +5,10 @@ Every error names the file, the key (e.g. ``prototypes[0].variants[1].substitute
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,9 +31,13 @@ from tansaku.screening.substitution import Occupation, Substitution, Variant
 
 # numeric columns a ranking may use: stored record columns and the derived ones `tansaku rank` computes
 RANKABLE_COLUMNS = ("e_above_hull", "formation_energy", "mu0_ms", "mu0_ms_upper", "bh_max", "bh_max_upper",
-                    "kappa", "mu0_ha", "moment_per_fu", "moment_per_tm",
+                    "kappa", "mu0_ha", "k1", "k1_mev_fu", "tc_mean_field", "delta_e_afm", "moment_per_fu", "moment_per_tm",
                     "re_atomic_fraction", "re_mass_fraction", "hhi_production", "hhi_reserve", "cost_per_kg",
                     "density", "energy_per_atom", "magmom_total", "volume")
+
+# what a [[stages]] select filter may name: rankable columns, the ranking's own, and text columns
+SELECTABLE_COLUMNS = RANKABLE_COLUMNS + ("rank", "score", "on_pareto", "pareto_rank", "passes_filters",
+                                         "magnetic_order", "label", "formula", "prototype", "calculator")
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,69 @@ class Ranking:
 
     spec: RankingSpec = field(default_factory=RankingSpec)
     reference_entries: Path | None = None  # JSON list of pymatgen ComputedEntry (replaces elemental references)
+    # reference_entries are Materials Project (PBE) energies: refused for calculators of another energy
+    # scale (ML, EMT) unless this forces the mix (then every ranking output says so)
+    allow_mixed_energy_scales: bool = False
+
+
+DEFAULT_STAGE = "main"  # the name of the first stage when [campaign] stage is not given
+STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")  # fits the store's 64-byte stage_name column
+
+
+@dataclass(frozen=True)
+class Selection:
+    """[[stages]] ``select``: which candidates of the previous stage enter this one (all keys AND-ed).
+
+    Only ok, converged candidate records of the previous stage are eligible; elemental references and
+    competing phases always pass (each stage has its own hull). See workflows/selection.py.
+    """
+
+    top: int = 0  # the N best by rank (0: no such rule)
+    e_above_hull_max: float | None = None  # eV/atom, on the previous stage's own hull
+    pareto: bool = False  # on the previous stage's Pareto front
+    filters: tuple[Filter, ...] = ()  # in tansaku's one filter grammar (tansaku/filters.py)
+
+    def describe(self) -> str:
+        parts = ([f"top = {self.top}"] if self.top else []) + \
+            ([f"e_above_hull_max = {self.e_above_hull_max:g}"] if self.e_above_hull_max is not None else []) + \
+            (["pareto = true"] if self.pareto else []) + [f"filter \"{f}\"" for f in self.filters]
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class Magnetism:
+    """[magnetism]: which starting magnetic configurations each candidate is computed from (one task each;
+    screening.magnetic_configurations).  Only for calculators that take initial moments (DFT)."""
+
+    configurations: str = "fm"  # CONFIGURATION_MODES
+    max_configurations: int = 4  # per candidate, FM included
+
+
+STAGE_KINDS = ("relax", "anisotropy")  # what a stage computes: relaxations, or K1 of the previous stage's selection
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a funnel: its calculator, relaxation, executor, ranking and entry rule.
+
+    The first stage is the campaign's top-level [calculator]/[relax]/[execution]/[ranking] (``select``
+    None: every candidate); each ``[[stages]]`` entry is a later one.
+    """
+
+    name: str
+    calculator: CalculatorChoice
+    relax: RelaxSettings
+    execution: Execution
+    ranking: Ranking
+    select: Selection | None = None
+    magnetism: Magnetism = field(default_factory=Magnetism)  # starting magnetic configurations (DFT stages)
+    kind: str = "relax"  # STAGE_KINDS
+    anisotropy: Mapping[str, Any] = field(default_factory=dict)  # kind "anisotropy": kspacings, smearing
+
+    @property
+    def single_point(self) -> bool:
+        """``relax.steps = 0``: energies of the structures as given (never "converged"; ranked anyway)."""
+        return self.relax.steps == 0
 
 
 @dataclass(frozen=True)
@@ -105,8 +174,36 @@ class Campaign:
     competing: tuple[Decoration, ...] = ()  # competing phases for the hull, relaxed like candidates
     ranking: Ranking = field(default_factory=Ranking)
     scheduler: Any = None  # workflows.machine.SchedulerSettings from [scheduler] (batch jobs); never in task ids
+    magnetism: Magnetism = field(default_factory=Magnetism)
     text: str = ""  # the campaign file as written, stored in the HDF5 file
     source: str = "<string>"
+    stage_name: str = DEFAULT_STAGE  # [campaign] stage: the name of the first stage
+    later_stages: tuple[Stage, ...] = ()  # [[stages]]: the funnel after the first stage
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """Every stage in order, the first built from the top-level tables."""
+        first = Stage(self.stage_name, self.calculator, self.relax, self.execution, self.ranking, None, self.magnetism)
+        return (first, *self.later_stages)
+
+    @property
+    def is_funnel(self) -> bool:
+        return bool(self.later_stages)
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name``; ValueError listing the stage names."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise ValueError(f"no stage {name!r} in campaign {self.name!r}; its stages: "
+                         f"{', '.join(s.name for s in self.stages)}")
+
+    def for_stage(self, name: str) -> Campaign:
+        """This campaign with the calculator, relaxation, execution and ranking of stage ``name`` at the
+        top level (what the runner, workers and ranking of that stage read)."""
+        stage = self.stage(name)
+        return dataclasses.replace(self, calculator=stage.calculator, relax=stage.relax,
+                                   execution=stage.execution, ranking=stage.ranking, magnetism=stage.magnetism)
 
 
 def _element(reader: _Reader, key: str, value: Any) -> str:
@@ -253,6 +350,21 @@ def _calculator(reader: _Reader) -> CalculatorChoice:
     return CalculatorChoice(name=name, params=params, runtime=_runtime(reader.sub("runtime")))
 
 
+def parse_magnetism(reader: _Reader, calculator: str) -> Magnetism:
+    """[magnetism] (or a stage's ``magnetism`` table), checked against the calculator that will use it."""
+    from tansaku.screening.magnetic_configurations import CONFIGURATION_MODES
+
+    reader.check_keys({"configurations", "max_configurations"})
+    mode = reader.choice("configurations", CONFIGURATION_MODES, default="fm")
+    cap = reader.get("max_configurations", int, default=4)
+    if cap < 1:
+        raise reader.fail(reader.key("max_configurations"), f"must be >= 1, got {cap}")
+    if mode != "fm" and not get_spec(calculator).uses_initial_magmoms:
+        raise reader.fail(reader.key("configurations"), f"calculator {calculator!r} takes no initial magnetic "
+                                                        f"moments, so only \"fm\" applies (use a DFT calculator)")
+    return Magnetism(mode, cap)
+
+
 def _relax(reader: _Reader) -> RelaxSettings:
     reader.check_keys({"optimizer", "fmax", "steps", "relax_cell"})
     optimizer = reader.choice("optimizer", list(OPTIMIZERS), default="FIRE")
@@ -349,7 +461,8 @@ def _criterion(reader: _Reader, key: str, text: Any) -> Filter:
 
 
 def _ranking(reader: _Reader) -> Ranking:
-    reader.check_keys({"objectives", "weights", "filters", "max_fronts", "reference_entries"})
+    reader.check_keys({"objectives", "weights", "filters", "max_fronts", "reference_entries",
+                       "allow_mixed_energy_scales"})
     directions = reader.get("objectives", dict, default={o.column: o.direction for o in DEFAULT_OBJECTIVES})
     weights = reader.get("weights", dict, default={})
     objectives = []
@@ -371,7 +484,8 @@ def _ranking(reader: _Reader) -> Ranking:
     if max_fronts < 1:
         raise reader.fail(reader.key("max_fronts"), "must be >= 1")
     entries = reader.get("reference_entries", str, default=None)
-    return Ranking(RankingSpec(tuple(objectives), tuple(filters), max_fronts), Path(entries) if entries else None)
+    return Ranking(RankingSpec(tuple(objectives), tuple(filters), max_fronts), Path(entries) if entries else None,
+                   reader.get("allow_mixed_energy_scales", bool, default=False))
 
 
 def parse_ranking_table(table: Mapping[str, Any], source: str) -> Ranking:
@@ -446,9 +560,9 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         raise CampaignError(f"{source}: invalid TOML: {exc}") from None
     root = _Reader(data, "", source)
     root.check_keys({"campaign", "prototypes", "competing", "calculator", "relax", "execution", "references",
-                     "ranking", "scheduler"})
+                     "ranking", "scheduler", "magnetism", "stages"})
     meta = root.sub("campaign", required=True)
-    meta.check_keys({"name", "output"})
+    meta.check_keys({"name", "output", "stage"})
     name = meta.get("name", str, required=True)
     if not name.strip():
         raise meta.fail(meta.key("name"), "must not be empty")
@@ -458,13 +572,94 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
     decorations = tuple(_decoration(r) for r in root.tables("prototypes"))
     if not decorations:
         raise root.fail("prototypes", "at least one [[prototypes]] table is required")
+    execution, ranking = _execution(root.sub("execution")), _ranking(root.sub("ranking"))
+    first = _stage_name(meta, "stage", DEFAULT_STAGE)
+    calculator = _calculator(root.sub("calculator", required=True))
     return Campaign(
-        name=name, output=output, decorations=decorations,
-        calculator=_calculator(root.sub("calculator", required=True)),
-        relax=_relax(root.sub("relax")), execution=_execution(root.sub("execution")),
+        name=name, output=output, decorations=decorations, calculator=calculator,
+        magnetism=parse_magnetism(root.sub("magnetism"), calculator.name),
+        relax=_relax(root.sub("relax")), execution=execution,
         references=_references(root.sub("references")),
         competing=tuple(_decoration(r) for r in root.tables("competing")),
-        ranking=_ranking(root.sub("ranking")), scheduler=_scheduler(root, base_dir), text=text, source=source)
+        ranking=ranking, scheduler=_scheduler(root, base_dir), text=text, source=source,
+        stage_name=first, later_stages=_stages(root, first, ranking))
+
+
+def _stage_name(reader: _Reader, key: str, default: str | None = None) -> str:
+    name = reader.get(key, str, default=default) if default is not None else reader.get(key, str, required=True)
+    if not STAGE_NAME.match(name):
+        raise reader.fail(reader.key(key), f"stage name {name!r}: a letter, then letters, digits, _ or - "
+                                           f"(at most 32 characters)")
+    return name
+
+
+def _stages(root: _Reader, first: str, ranking: Ranking) -> tuple[Stage, ...]:
+    """[[stages]]: the funnel's later stages, each with its own calculator, relax, execution and ranking."""
+    base_execution = root.get("execution", dict, default={})
+    names, stages = [first], []
+    for reader in root.tables("stages"):
+        reader.check_keys({"name", "calculator", "relax", "execution", "ranking", "select", "magnetism", "kind",
+                           "anisotropy"})
+        name = _stage_name(reader, "name")
+        if name in names:
+            raise reader.fail(reader.key("name"), f"stage name {name!r} is used twice (stages: {', '.join(names)})")
+        names.append(name)
+        overrides = reader.get("execution", dict, default={})
+        execution = _execution(_Reader({**base_execution, **overrides}, reader.key("execution"), reader.source))
+        calculator = _calculator(reader.sub("calculator", required=True))
+        kind = reader.choice("kind", STAGE_KINDS, default="relax")
+        stages.append(Stage(
+            name=name, calculator=calculator,
+            relax=_relax(reader.sub("relax")), execution=execution,
+            ranking=_ranking(reader.sub("ranking")) if "ranking" in reader.table else ranking,
+            select=_selection(reader.sub("select", required=True)),
+            magnetism=parse_magnetism(reader.sub("magnetism"), calculator.name), kind=kind,
+            anisotropy=_anisotropy(reader, kind, calculator.name)))
+    return tuple(stages)
+
+
+def _anisotropy(reader: _Reader, kind: str, calculator: str) -> dict[str, Any]:
+    """A stage's ``anisotropy`` settings (kind "anisotropy" only), checked by calculators.anisotropy."""
+    from tansaku.calculators.anisotropy import check_settings
+
+    table = reader.get("anisotropy", dict, default=None)
+    if kind != "anisotropy":
+        if table is not None:
+            raise reader.fail(reader.key("anisotropy"), "only a stage of kind \"anisotropy\" takes these settings")
+        return {}
+    try:
+        return check_settings(calculator, table or {})
+    except (CalculatorConfigError, TypeError, ValueError) as exc:
+        raise reader.fail(reader.key("anisotropy"), str(exc)) from None
+
+
+def _selection(reader: _Reader) -> Selection:
+    """``select``: top, e_above_hull_max, pareto, filter (text or a list of texts); several AND-ed."""
+    keys = {"top", "e_above_hull_max", "pareto", "filter"}
+    reader.check_keys(keys)
+    if not reader.table:
+        raise reader.fail(reader.path, f"give at least one rule: {', '.join(sorted(keys))}")
+    top = reader.get("top", int, default=0)
+    if "top" in reader.table and top < 1:
+        raise reader.fail(reader.key("top"), f"must be a positive integer, got {top}")
+    e_max = reader.get("e_above_hull_max", float, default=None)
+    if e_max is not None and e_max < 0:
+        raise reader.fail(reader.key("e_above_hull_max"), f"must be >= 0 (eV/atom), got {e_max:g}")
+    texts = reader.get("filter", (str, list), default=[])
+    texts = [texts] if isinstance(texts, str) else texts
+    filters = []
+    for i, text in enumerate(texts):
+        key = reader.key("filter") if isinstance(reader.table.get("filter"), str) else f"{reader.key('filter')}[{i}]"
+        try:
+            flt = parse_filter(text)
+            if flt.column not in SELECTABLE_COLUMNS and flt.column != ELEMENTS:
+                raise unknown_column_error(flt.column, SELECTABLE_COLUMNS, flt,
+                                           listing=f"selectable columns are {', '.join(SELECTABLE_COLUMNS)}")
+            filters.append(flt)
+        except FilterError as exc:
+            raise reader.fail(key, str(exc)) from None
+    return Selection(top=top, e_above_hull_max=e_max, pareto=reader.get("pareto", bool, default=False),
+                     filters=tuple(filters))
 
 
 def _scheduler(root: _Reader, base_dir: Path | None):

@@ -21,6 +21,7 @@ from tansaku.results import Store, StoreError, StoreLockedError, iter_records
 from tansaku.results.lock import WriterLock
 from tansaku.results.read import committed_rows, open_for_reading
 from tansaku.results.record import STATUS_OK, Record
+from tansaku.results.tables import settings_table
 
 SHARDS_SUFFIX = ".shards"
 BATCH = 256
@@ -101,9 +102,11 @@ def collect(output: Path, folder: Path | None = None, campaign_text: str | None 
 def _merge(store: Store, statuses: dict[str, str], path: Path, report: ShardReport) -> None:
     with open_for_reading(path) as f:
         n = committed_rows(f)
+        settings = settings_table(f)  # merged by key: the store adds the entries it lacks with the records
         batch: dict[str, Record] = {}
         for record in iter_records(f, range(n)):
             report.rows += 1
+            record.settings = settings.get(record.settings_id, "")
             stored = statuses.get(record.task_id)
             pending = batch.get(record.task_id)
             if stored == STATUS_OK or (stored is not None and record.status != STATUS_OK) or (

@@ -4,6 +4,10 @@ Every executor follows one contract: ``execute(tasks) -> Iterator[Record | None]
 heartbeat, yielded at least every ``heartbeat`` seconds while nothing completes, so the caller can
 write finished records on time even while long tasks run. A task that raises, or whose worker dies,
 comes back as a failed record; the executor never stops early because of one task.
+
+A unit of work is a ``Task`` (``run(task) -> Record``) or, when the runtime batches ML relaxations, a
+``TaskBatch`` (``run(batch) -> list[Record]``, see ``run_task.work_units``): every executor hands units
+to its workers and yields one record per task either way; a failed or lost batch fails its tasks.
 """
 
 from __future__ import annotations
@@ -19,14 +23,25 @@ from typing import Any, Protocol
 
 from tansaku.hpc.threads import worker_environment
 from tansaku.results.record import Record
-from tansaku.workflows.run_task import failed_record, run_task
+from tansaku.workflows.run_task import TaskBatch, failed_record, run_task
 from tansaku.workflows.tasks import Task
 
-TaskRunner = Callable[[Task], Record]
+Work = Task | TaskBatch
+TaskRunner = Callable[[Work], Record | list[Record]]
+
+
+def _records(result: Record | list[Record]) -> list[Record]:
+    """The records of one unit's result (a batch's list, or one task's record)."""
+    return result if isinstance(result, list) else [result]
+
+
+def _failed(work: Work, error: str) -> list[Record]:
+    """Failed records for every task of a unit that raised or whose worker died."""
+    return [failed_record(task, error) for task in (work.tasks if isinstance(work, TaskBatch) else (work,))]
 
 
 class Executor(Protocol):
-    def __call__(self, tasks: Iterable[Task]) -> Iterator[Record | None]: ...
+    def __call__(self, tasks: Iterable[Work]) -> Iterator[Record | None]: ...
 
 
 def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_per_task: int | None = None) -> Executor:
@@ -35,7 +50,7 @@ def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_
     ``threads_per_task``: pin this process's BLAS/OpenMP/torch pools to that many threads (None: leave them).
     """
 
-    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+    def execute(tasks: Iterable[Work]) -> Iterator[Record | None]:
         if threads_per_task:
             _pin_worker_threads(threads_per_task)
         results: queue.Queue = queue.Queue(maxsize=64)
@@ -48,9 +63,9 @@ def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_
                 if stop.is_set():
                     break
                 try:
-                    results.put(run(task))
+                    results.put(_records(run(task)))
                 except BaseException as exc:  # run_task never raises; a custom runner might
-                    results.put(failed_record(task, f"{type(exc).__name__}: {exc}"))
+                    results.put(_failed(task, f"{type(exc).__name__}: {exc}"))
                 # take the next task only once the caller has seen this record: what the caller learns
                 # from it (e.g. a worker's task-time estimate against its deadline) decides the next task
                 consumed.wait()
@@ -68,7 +83,7 @@ def serial_executor(run: TaskRunner = run_task, heartbeat: float = 1.0, threads_
                     continue
                 if item is done:
                     return
-                yield item
+                yield from item
                 consumed.set()
         finally:
             stop.set()
@@ -94,7 +109,7 @@ def dask_executor(workers: int, run: TaskRunner = run_task, address: str | None 
     and then bound to 127.0.0.1:``dashboard_port`` only (reach it through an SSH tunnel).
     """
 
-    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+    def execute(tasks: Iterable[Work]) -> Iterator[Record | None]:
         import dask
         from distributed import Client, LocalCluster, wait
         from distributed.diagnostics.plugin import WorkerPlugin
@@ -137,10 +152,11 @@ def dask_executor(workers: int, run: TaskRunner = run_task, address: str | None 
                 for future in finished:
                     task = pending.pop(future)
                     try:
-                        yield future.result()
+                        records = _records(future.result())
                     except Exception as exc:  # worker died (KilledWorker) or the runner raised
-                        yield failed_record(task, f"{type(exc).__name__}: {exc}")
+                        records = _failed(task, f"{type(exc).__name__}: {exc}")
                     future.release()
+                    yield from records
         finally:
             client.close()
             if cluster is not None:
@@ -193,13 +209,13 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
                     pass
         pool.shutdown(wait=True, cancel_futures=True)
 
-    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+    def execute(tasks: Iterable[Work]) -> Iterator[Record | None]:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
         pool = start()
         pending: dict = {}
-        suspects: deque[Task] = deque()  # in flight when a process died: re-run one at a time
+        suspects: deque[Work] = deque()  # in flight when a process died: re-run one at a time
         isolated = False  # the task in flight is a suspect running alone
         task_iter = iter(tasks)
         exhausted = finished = False
@@ -228,16 +244,21 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
                 broken = False
                 for future in done:
                     task = pending.pop(future)
+                    records: list[Record] = []
                     try:
-                        yield future.result()
+                        records = _records(future.result())
                     except BrokenProcessPool as exc:
                         broken = True
-                        if isolated:  # it died alone: this task kills its process
-                            yield failed_record(task, f"worker process died running this task ({exc})")
+                        if isolated and isinstance(task, TaskBatch) and len(task.tasks) > 1:
+                            # a batch died alone: its tasks run again one by one to find the one that kills
+                            suspects.extend(TaskBatch((t,)) for t in task.tasks)
+                        elif isolated:  # it died alone: this task kills its process
+                            records = _failed(task, f"worker process died running this task ({exc})")
                         else:
                             suspects.append(task)
                     except Exception as exc:  # the runner raised (run_task never does)
-                        yield failed_record(task, f"{type(exc).__name__}: {exc}")
+                        records = _failed(task, f"{type(exc).__name__}: {exc}")
+                    yield from records
                 if broken:
                     suspects.extend(pending.values())
                     pending.clear()
@@ -346,14 +367,14 @@ def mpi_executor(run: TaskRunner = run_task, heartbeat: float = 1.0) -> Executor
 
     mpi.comm()  # a clear error now if mpi4py is missing
 
-    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+    def execute(tasks: Iterable[Work]) -> Iterator[Record | None]:
         for item in mpi.serve(tasks, heartbeat=heartbeat):
             if item is None:
                 yield None
                 continue
             task, result = item
-            yield failed_record(task, f"MPI worker: {result.message}") if isinstance(result, mpi.RemoteError) \
-                else result
+            yield from _failed(task, f"MPI worker: {result.message}") if isinstance(result, mpi.RemoteError) \
+                else _records(result)
 
     return execute
 
@@ -396,7 +417,7 @@ def jobqueue_executor(settings: Any, run: TaskRunner = run_task, log_dir: str = 
     if settings is None:
         raise ValueError("executor 'dask-jobqueue' needs a [scheduler] table in the campaign")
 
-    def execute(tasks: Iterable[Task]) -> Iterator[Record | None]:
+    def execute(tasks: Iterable[Work]) -> Iterator[Record | None]:
         from tansaku.hpc.jobqueue import make_cluster
 
         queue_settings = settings.jobqueue

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tansaku.calculators import get_spec, unsupported_elements
-from tansaku.constants import KIND_COMPETING, KIND_REFERENCE
+from tansaku.constants import KIND_CANDIDATE, KIND_COMPETING, KIND_REFERENCE
 from tansaku.screening.candidate import Candidate
 from tansaku.screening.generate import Generation, generate
+from tansaku.screening.magnetic_configurations import magnetic_configurations
 from tansaku.screening.references import elemental_reference
 from tansaku.screening.substitution import SubstitutionError
 from tansaku.workflows.campaign import Campaign, CampaignError
@@ -88,11 +89,27 @@ def make_plan(campaign: Campaign) -> Plan:
     references = reference_candidates(campaign, [*generation.candidates, *competing])
     everything = [*references, *competing, *generation.candidates]
     check_elements(campaign.calculator.name, everything)
-    tasks = [make_task(c, campaign.calculator.name, campaign.calculator.params, campaign.relax) for c in everything]
+    tasks = [task for c in everything for task in candidate_tasks(c, campaign)]
     merged = merge_tasks(tasks)
     return Plan(tasks=merged, generated=generation.generated, duplicates=generation.duplicates,
                 candidates=len(generation.candidates), competing=len(competing), references=len(references),
                 merged=len(tasks) - len(merged))
+
+
+def candidate_tasks(candidate: Candidate, campaign: Campaign) -> list[Task]:
+    """The tasks of one candidate: one per starting magnetic configuration ([magnetism]) for calculators
+    that take initial moments (spin-polarised DFT), else the one relaxation.  References and competing
+    phases start FM only (their configurations are not ranked)."""
+    name, params = campaign.calculator.name, campaign.calculator.params
+    spin = get_spec(name).uses_initial_magmoms and params.get("spin", True)
+    if not spin:
+        return [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name)]
+    mode = campaign.magnetism.configurations if candidate.kind == KIND_CANDIDATE else "fm"
+    configurations = magnetic_configurations(candidate.atoms, mode, campaign.magnetism.max_configurations)
+    tasks = [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name, configuration=c)
+             for c in configurations]
+    tasks[0].atoms = candidate.atoms  # FM: the default start (relax.default_magmoms), as before configurations
+    return tasks
 
 
 # When two tasks have one id (a competing phase equal to a candidate, an element listed twice in the

@@ -30,9 +30,10 @@ from tansaku.workflows.plan import Plan, make_plan
 from tansaku.workflows.tasks import Task, atoms_from_arrays, plain_info
 
 PLAN_FORMAT = "tansaku-plan"
-PLAN_VERSION = 1  # bump when the layout or the planning code changes what a campaign plans
+PLAN_VERSION = 2  # bump when the layout or the planning code changes what a campaign plans
 PLAN_SUFFIX = ".plan.h5"
-STRING_FIELDS = ("task_id", "candidate_id", "kind", "label", "formula", "prototype", "parent")
+STRING_FIELDS = ("task_id", "candidate_id", "kind", "label", "formula", "prototype", "parent", "source_task_id",
+                 "configuration")
 COUNTS = ("generated", "duplicates", "candidates", "competing", "references", "merged")
 SMALL_SELECTION = 2000  # up to this many selected tasks, atoms are read row by row, else all at once
 
@@ -47,12 +48,15 @@ def plan_path(campaign: Campaign) -> Path:
 
 
 def campaign_hash(campaign: Campaign) -> str:
-    """Hash of everything planning reads: prototypes, competing phases, references, calculator (name,
-    parameters, package version) and relaxation settings. Execution, ranking, names and paths do not
-    enter it, so changing the number of workers or the objectives reuses the saved plan."""
+    """Hash of everything planning the first stage reads: prototypes, competing phases, references,
+    calculator (name, parameters, package version), relaxation settings, the first stage's name and its magnetic configurations.
+    Execution, ranking, later stages, names and paths do not enter it, so changing the number of workers,
+    the objectives or the funnel's later stages reuses the saved first-stage plan (later stages are
+    planned from the stored results: workflows/funnel.py)."""
     return short_hash(PLAN_FORMAT, PLAN_VERSION, repr(campaign.decorations), repr(campaign.competing),
                       repr(campaign.references), campaign.calculator.name, dict(campaign.calculator.params),
-                      get_spec(campaign.calculator.name).version(), campaign.relax.as_dict())
+                      get_spec(campaign.calculator.name).version(), campaign.relax.as_dict(), campaign.stage_name,
+                      *([repr(campaign.magnetism)] if campaign.magnetism.configurations != "fm" else []))
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:
@@ -70,7 +74,9 @@ def _column(group: h5py.Group, name: str, data: np.ndarray) -> None:
 
 def _setting_key(task: Task) -> str:
     return json.dumps({"calculator": task.calculator, "params": dict(task.params), "relax": task.relax.as_dict(),
-                       "relax_cell": task.relax_cell, "stage": task.stage}, sort_keys=True)
+                       "relax_cell": task.relax_cell, "stage": task.stage, "stage_name": task.stage_name,
+                       "calculation": task.calculation, "calculation_params": dict(task.calculation_params)},
+                      sort_keys=True)
 
 
 def save_plan(plan: Plan, path: str | os.PathLike, campaign_text: str = "") -> Path:
@@ -153,6 +159,13 @@ def read_task_ids(path: str | os.PathLike) -> list[str]:
         return _decode(f["tasks/task_id"][:])
 
 
+def read_task_stages(path: str | os.PathLike) -> list[str]:
+    """The funnel stage name of every task of a saved plan, in plan order (cheap: no structures read)."""
+    with _open(Path(path)) as f:
+        names = [json.loads(s).get("stage_name", "") for s in _decode(f["settings"][:])]
+        return [names[i] for i in f["tasks/setting"][:]]
+
+
 def load_tasks(path: str | os.PathLike, task_ids: Iterable[str] | None = None) -> list[Task]:
     """The saved tasks (all, in plan order; or those of ``task_ids``, in that order).
 
@@ -205,7 +218,9 @@ def load_tasks(path: str | os.PathLike, task_ids: Iterable[str] | None = None) -
             tasks.append(Task(**{name: strings[name][i] for name in STRING_FIELDS}, atoms=atoms,
                               calculator=setting["calculator"], params=dict(setting["params"]),
                               relax=relax[cols["setting"][i]], relax_cell=setting["relax_cell"],
-                              stage=setting["stage"]))
+                              stage=setting["stage"], stage_name=setting["stage_name"],
+                              calculation=setting.get("calculation", "relax"),
+                              calculation_params=dict(setting.get("calculation_params", {}))))
         return tasks
 
 

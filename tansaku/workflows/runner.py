@@ -12,8 +12,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from tansaku.results import Store
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.workflows.campaign import Campaign, Execution
-from tansaku.workflows.executors import Executor, make_executor
+from tansaku.workflows.executors import Executor, get_executor_spec, make_executor, n_workers
 from tansaku.workflows.plan import Plan
+from tansaku.workflows.run_task import work_units
 from tansaku.workflows.sandbox import task_runner
 from tansaku.workflows.tasks import Task
 
@@ -101,13 +102,23 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
         todo = tasks_to_run(plan.tasks, store.statuses(), rerun_failed)
         summary.already_stored = len(plan.tasks) - len(todo)
         if todo:
-            executor = executor or make_executor(campaign.execution.executor, campaign.execution.options,
-                                                 task_runner(campaign),
-                                                 scheduler=campaign.scheduler)
-            store_records(store, executor, todo, summary, campaign.execution, campaign.name, console, show_progress,
-                          start=start)
+            units: list = todo
+            if executor is None:  # ours: ML tasks go out in batches when the runtime has a batch_size
+                runtime = campaign.calculator.runtime
+                units = work_units(todo, runtime, _parallel_workers(campaign.execution))
+                executor = make_executor(campaign.execution.executor, campaign.execution.options, task_runner(campaign),
+                                         scheduler=campaign.scheduler)
+            store_records(store, executor, units, summary, campaign.execution, campaign.name, console, show_progress,
+                          total=len(todo), start=start)
     summary.wall_seconds = time.perf_counter() - start
     return summary
+
+
+def _parallel_workers(execution: Execution) -> int:
+    """How many tasks the executor runs at once (what batches are split across)."""
+    if not get_executor_spec(execution.executor).parallel:
+        return 1
+    return n_workers(execution.options) if "workers" in execution.options else 1
 
 
 def store_records(store: Store, executor: Executor, tasks: Iterable[Task], summary: RunSummary,
@@ -115,6 +126,9 @@ def store_records(store: Store, executor: Executor, tasks: Iterable[Task], summa
                   total: int | None = None, stop: Callable[[], bool] | None = None,
                   observe: Callable[[Record], None] | None = None, start: float | None = None) -> None:
     """Feed ``tasks`` to ``executor`` and append its records to ``store`` in batches (the one writer).
+
+    ``tasks`` are the executor's units of work: tasks, or ``TaskBatch`` es of tasks (then give ``total``,
+    the number of records to expect).
 
     ``stop()`` is asked after every record and heartbeat: True ends the run at once (tasks in flight
     are abandoned); ``observe(record)`` sees each record. Finished records are flushed in every case,
@@ -156,9 +170,11 @@ def _count(summary: RunSummary, record: Record) -> None:
 
 def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Console | None = None,
                  show_progress: bool = True) -> RunSummary:
-    """Plan (or reuse the saved plan) and run a campaign; re-running it resumes (stored tasks are skipped)."""
+    """Plan (or reuse the saved plan) and run a single-stage campaign; re-running it resumes (stored tasks
+    are skipped). A funnel ([[stages]]) is run by ``tansaku.workflows.funnel.run_funnel`` (ValueError here)."""
     from tansaku.workflows.planfile import ensure_plan
 
+    if campaign.is_funnel:
+        raise ValueError(f"{campaign.source}: a funnel ([[stages]]) runs with tansaku.workflows.funnel.run_funnel")
     plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
-

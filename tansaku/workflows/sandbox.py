@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from tansaku.calculators import Runtime
 from tansaku.calculators.process import CODE_PGID_VARIABLE
 from tansaku.results.record import STATUS_FAILED, Record
+from tansaku.workflows.run_task import TaskBatch, run_batch
 from tansaku.workflows.tasks import Task
 
 FAILURE_KINDS = ("timeout", "killed", "memory", "scf_unconverged", "unphysical", "crashed",
@@ -96,7 +97,9 @@ class TaskGuard:
     timeout: float = 0.0  # s; 0 = no timeout, tasks run in the worker process itself
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
-    def __call__(self, task: Task) -> Record:
+    def __call__(self, task: Task | TaskBatch) -> Record | list[Record]:
+        if isinstance(task, TaskBatch):  # batched ML relaxation ([calculator.runtime] batch_size): in process
+            return run_batch(task, self.runtime)
         attempts: list[dict] = []
         while True:
             start = time.time()

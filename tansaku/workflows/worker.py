@@ -141,6 +141,9 @@ def run_worker(campaign: Campaign, task_ids: Iterable[str], shard: str | Path, w
     shard = Path(shard)
     ids = list(dict.fromkeys(task_ids))
     tasks = load_tasks(check_plan(campaign), ids)
+    stages = {t.stage_name or campaign.stage_name for t in tasks}
+    if campaign.is_funnel and len(stages) == 1:  # a funnel's stage runs with its own runtime and threads
+        campaign = campaign.for_stage(stages.pop())
     summary = WorkerSummary(shard=str(shard), listed=len(ids), tasks=len(tasks))
     threads = int(campaign.execution.options.get("threads_per_task", 1))
     if executor is None:

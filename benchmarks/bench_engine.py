@@ -1,0 +1,253 @@
+"""Engine overhead (issue 11 item 5): the same EMT relaxations through a plain loop, a process pool,
+quacc + Dask, jobflow ``run_locally`` and ``tansaku run``, side by side in one run.
+
+    python -m benchmarks engine [--quick]
+    python benchmarks/bench_engine.py [REPEATS] [--tasks 200] [--workers 2] [--calculator emt] [--chgnet 4]
+
+The tasks are the first ``--tasks`` of a real campaign plan (fcc 2x1x1 / L12 / L10 alloys of the EMT
+metals and their elemental references; FIRE + FrechetCellFilter, fmax 0.05 eV/Å, at most 300 steps).
+Every variant relaxes the same structures with the same calculator, one pinned thread per worker:
+
+* plain loop: ASE's FIRE on FrechetCellFilter, one structure after another in this process (the floor);
+* ProcessPool xW: the same function mapped on a ``concurrent.futures`` pool of W processes (start-up timed);
+* quacc + Dask xW: quacc's ``relax_job`` (its EMT recipe; for another calculator the same quacc Runner in a
+  quacc ``@job``) on a Dask LocalCluster of W workers started in the timing, run by the quacc venv
+  (scripts/bench/quacc.sh; the rows are left out, with a note, where it is missing);
+* jobflow run_locally: the same quacc jobs as one jobflow Flow (serial: compared with the plain loop);
+* tansaku run (pool/dask xW): ``execute_plan`` of the plan into a fresh HDF5 store: executor start-up,
+  task hand-out, records and HDF5 appends included.
+
+Efficiency = (plain loop time / W) / variant time (1.00: no overhead, W-fold parallel). The last rows
+give tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds the same comparison for N SmFe12 cells
+relaxed with CHGNet for a fixed number of FIRE steps (plain loop vs ``tansaku run`` on the serial executor,
+model loaded beforehand in both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; tests/synthetic.py
+
+from benchmarks._table import Row  # noqa: E402
+
+QUACC_VENV = Path(os.environ.get("TANSAKU_QUACC_VENV", Path.home() / ".cache" / "tansaku" / "quacc-venv"))
+FMAX, STEPS = 0.05, 300
+METALS = '["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]'
+CAMPAIGN = f"""
+[campaign]
+name = "bench-engine"
+[calculator]
+name = "{{calculator}}"
+[relax]
+optimizer = "FIRE"
+fmax = {FMAX}
+steps = {STEPS}
+[execution]
+executor = "pool"
+workers = {{workers}}
+[[prototypes]]
+prototype = "fcc"
+sites = {{{{ "4a" = ["Cu", "Ni", "Pd", "Ag", "Au", "Pt", "Al"] }}}}
+supercell = [2, 1, 1]
+include_parent = false
+[[prototypes.variants]]
+substitute = {{{{ "4a" = {{{{ Au = 2 }}}} }}}}
+[[prototypes.variants]]
+substitute = {{{{ "4a" = {{{{ Ni = 3 }}}} }}}}
+[[prototypes.variants]]
+substitute = {{{{ "4a" = {{{{ Pt = 1, Pd = 1 }}}} }}}}
+[[prototypes.variants]]
+substitute = {{{{ "4a" = {{{{ Au = 1 }}}} }}}}
+[[prototypes.variants]]
+substitute = {{{{ "4a" = {{{{ Ag = 2, Ni = 2 }}}} }}}}
+[[prototypes]]
+prototype = "L12"
+sites = {{{{ "1a" = {METALS}, "3c" = {METALS} }}}}
+distinct_elements = true
+[[prototypes]]
+prototype = "L10"
+sites = {{{{ "1a" = {METALS}, "1d" = {METALS} }}}}
+distinct_elements = true
+"""
+
+
+def _pin() -> None:
+    from tansaku.hpc.threads import pin_threads
+
+    pin_threads(1)
+
+
+def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) -> int:  # noqa: ANN001
+    """The floor: ASE FIRE on FrechetCellFilter with a fresh calculator, nothing else; returns the steps."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    from tansaku.calculators import get_calculator
+
+    atoms = atoms.copy()
+    atoms.calc = get_calculator(calculator)
+    optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
+    optimizer.run(fmax=fmax, steps=steps)
+    return optimizer.nsteps
+
+
+def plan_for(calculator: str, tasks: int, workers: int, folder: Path):  # noqa: ANN201
+    from tansaku.workflows.campaign import parse_campaign
+    from tansaku.workflows.plan import make_plan
+
+    campaign = parse_campaign(CAMPAIGN.format(calculator=calculator, workers=workers), base_dir=folder)
+    plan = make_plan(campaign)
+    if len(plan.tasks) < tasks:
+        raise SystemExit(f"the benchmark campaign has {len(plan.tasks)} tasks, fewer than --tasks {tasks}")
+    plan.tasks = plan.tasks[:tasks]
+    return campaign, plan
+
+
+def tansaku_run(campaign, plan, executor: str, workers: int, output: Path) -> float:  # noqa: ANN001
+    """``tansaku run``'s engine: execute_plan into a fresh store (executor start, HDF5 writes included)."""
+    from tansaku.workflows.runner import execute_plan
+
+    output.unlink(missing_ok=True)
+    campaign = dataclasses.replace(campaign, output=output, execution=campaign.execution.with_overrides(
+        executor=executor, workers=workers))
+    start = time.perf_counter()
+    summary = execute_plan(plan, campaign, show_progress=False)
+    seconds = time.perf_counter() - start
+    if summary.ran != len(plan.tasks):
+        raise RuntimeError(f"tansaku run stored {summary.ran} of {len(plan.tasks)} tasks")
+    return seconds
+
+
+def quacc_run(structures_file: Path, engine: str, workers: int, calculator: str) -> float | None:
+    """quacc's wall time from its own timing (Dask cluster start-up included), None without the venv."""
+    python = QUACC_VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([str(python), str(REPO / "benchmarks" / "_quacc_run.py"), str(structures_file), engine,
+                           str(workers), calculator, str(FMAX), str(STEPS)], env=env, capture_output=True,
+                          text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
+        chgnet: int = 4) -> list[Row]:
+    import multiprocessing
+
+    from ase.io import write
+
+    if quick:
+        repeats, tasks, chgnet = 1, min(tasks, 20), min(chgnet, 2)
+    _pin()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="tansaku-bench-engine-") as tmp:
+        folder = Path(tmp)
+        campaign, plan = plan_for(calculator, tasks, workers, folder)
+        structures = [task.atoms for task in plan.tasks]
+        write(folder / "structures.extxyz", structures)
+        relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
+        times: dict[str, list[float]] = {}
+
+        def add(name: str, seconds: float | None) -> None:
+            if seconds is not None:
+                times.setdefault(name, []).append(seconds)
+
+        context = multiprocessing.get_context("forkserver")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for atoms in structures:
+                relax_plain(atoms, calculator)
+            add("loop", time.perf_counter() - start)
+            start = time.perf_counter()
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin) as pool:
+                list(pool.map(relax_plain, structures, [calculator] * len(structures)))
+            add("pool", time.perf_counter() - start)
+            add("tansaku-pool", tansaku_run(campaign, plan, "pool", workers, folder / "pool.h5"))
+            add("tansaku-dask", tansaku_run(campaign, plan, "dask", workers, folder / "dask.h5"))
+            add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
+            add("jobflow", quacc_run(folder / "structures.extxyz", "jobflow", workers, calculator))
+
+    case = f"{tasks} {calculator} relaxations"
+    floor = [t / workers for t in times["loop"]]
+
+    def row(name: str, label: str, serial: bool = False) -> None:
+        if name not in times:
+            rows.append(Row("5 engine", case, "plain loop", label, [], [float("nan")],
+                            "not run: quacc venv missing (scripts/bench/quacc.sh)"))
+            return
+        base = times["loop"] if serial else floor
+        rows.append(Row("5 engine", case, "plain loop" if serial else f"plain loop / {workers}", label, base,
+                        times[name], "speed-up = efficiency (1.00: no engine overhead)"))
+
+    row("pool", f"ProcessPool x{workers}")
+    row("quacc-dask", f"quacc + Dask x{workers}")
+    row("jobflow", "quacc + jobflow run_locally (serial)", serial=True)
+    row("tansaku-pool", f"tansaku run, pool x{workers}")
+    row("tansaku-dask", f"tansaku run, dask x{workers}")
+    if "quacc-dask" in times:
+        for name in ("tansaku-pool", "tansaku-dask"):
+            rows.append(Row("5 engine", case, f"quacc + Dask x{workers}", f"tansaku run, {name[8:]} x{workers}",
+                            times["quacc-dask"], times[name], "speed-up = tansaku throughput / quacc's"))
+    if chgnet:
+        rows.append(chgnet_row(chgnet, repeats))
+    return rows
+
+
+def chgnet_row(count: int, repeats: int, steps: int = 10) -> Row:
+    """N SmFe12 cells, CHGNet, ``steps`` FIRE steps each (fmax unreachable: both do the same work), in this
+    process: ``relax`` per cell vs ``tansaku run`` on the serial executor (model loaded before both)."""
+    from synthetic import smfe12_cells
+
+    from tansaku.calculators import RelaxSettings, get_calculator, relax
+    from tansaku.workflows.campaign import parse_campaign
+    from tansaku.workflows.plan import Plan
+    from tansaku.workflows.tasks import Task, task_id_for
+
+    settings = RelaxSettings(fmax=1e-9, steps=steps)
+    cells = smfe12_cells(count)
+    tasks = [Task(task_id=task_id_for(atoms, "chgnet", {}, settings, True, "relax"), candidate_id=f"c{k}",
+                  kind="candidate", label=f"SmFe12 {k}", formula=atoms.get_chemical_formula(), prototype="ThMn12",
+                  parent="", atoms=atoms, calculator="chgnet", relax=settings) for k, atoms in enumerate(cells)]
+    calc = get_calculator("chgnet")
+    relax(cells[0], calc, RelaxSettings(fmax=1e-9, steps=1))  # model loaded and warm
+    base, fast = [], []
+    with tempfile.TemporaryDirectory(prefix="tansaku-bench-chgnet-") as tmp:
+        campaign = parse_campaign(f'[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
+                                  f'executor = "serial"\n[[prototypes]]\nprototype = "fcc"\n'
+                                  f'sites = {{ "4a" = "Ni" }}\n', base_dir=Path(tmp))
+        for k in range(repeats):
+            start = time.perf_counter()
+            for atoms in cells:
+                relax(atoms, calc, settings)
+            base.append(time.perf_counter() - start)
+            fast.append(tansaku_run(campaign, Plan(tasks=tasks), "serial", 1, Path(tmp) / f"chgnet{k}.h5"))
+    return Row("5 engine", f"{count} SmFe12 cells, CHGNet, {steps} FIRE steps", "relax() loop", "tansaku run, serial",
+               base, fast, "speed-up = efficiency (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from benchmarks._table import render
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repeats", nargs="?", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--calculator", default="emt", help="emt (as the issue measured) or emt-fast")
+    parser.add_argument("--chgnet", type=int, default=4, help="SmFe12 cells for the CHGNet row (0: none)")
+    args = parser.parse_args()
+    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet),
+                 os.cpu_count() or 1))

@@ -1,0 +1,190 @@
+"""Collinear starting configurations of the magnetic moments, one DFT task each.
+
+A spin-polarised DFT calculation converges to the magnetic state nearest its starting moments, so the
+ground state of a candidate is only found by starting from several.  Modes (campaign ``[magnetism]
+configurations``):
+
+* ``"fm"``: all moments parallel, pymatgen's default magnitudes
+  (:func:`default_start_moments`); the start every DFT task had before
+  configurations existed, so its task id is unchanged.
+* ``"fm+re-antiparallel"``: FM plus, where the cell holds both, rare-earth (4f) moments antiparallel to the
+  3d transition-metal sublattice (``"re-anti"``): the ground state of heavy rare earths with Fe/Co
+  (GdCo5, Tb2Fe17), and the spin arrangement of light ones (Sm, Nd: spin antiparallel, the larger orbital
+  moment makes the 4f *total* moment parallel).
+* ``"enumerate"``: FM, ``re-anti`` and the collinear up/down assignments of the magnetic sites, up to a
+  global flip and the space-group operations of the cell (spglib; cheap for the small cells this is meant
+  for), AFM-like first (smallest net moment), capped by ``max_configurations`` in all.  Cells with more
+  than :data:`MAX_ENUMERATED_SITES` magnetic sites are not enumerated (2^n grows too fast): they get FM and
+  ``re-anti`` only, and the caller is told so.
+
+Magnetic sites are the atoms of :data:`MAGNETIC_ELEMENTS` (3d V..Ni and the open-4f lanthanides Ce..Yb);
+the others (Pt, N, B, ...) keep their default (small, positive) start: their moment is induced.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from tansaku.screening.elements import _symbols
+
+CONFIGURATION_MODES = ("fm", "fm+re-antiparallel", "enumerate")
+FM = "fm"
+RE_ANTIPARALLEL = "re-anti"
+MAX_ENUMERATED_SITES = 12  # 2^11 = 2048 assignments up to a global flip: still instant to reduce
+TM_3D_MAGNETIC: frozenset[str] = frozenset({"V", "Cr", "Mn", "Fe", "Co", "Ni"})
+RE_4F_MAGNETIC: frozenset[str] = _symbols("Ce", "Yb")
+MAGNETIC_ELEMENTS: frozenset[str] = TM_3D_MAGNETIC | RE_4F_MAGNETIC
+
+
+@dataclass(frozen=True)
+class MagneticConfiguration:
+    """One starting configuration: its name (``fm``, ``re-anti``, ``ud:uddu`` over the magnetic sites in
+    atom order) and the initial moments (μB) of every atom."""
+
+    name: str
+    magmoms: tuple[float, ...]
+
+
+def magnetic_sites(atoms: Atoms) -> np.ndarray:
+    """Indices of the atoms whose element is in :data:`MAGNETIC_ELEMENTS`."""
+    return np.array([i for i, s in enumerate(atoms.get_chemical_symbols()) if s in MAGNETIC_ELEMENTS], dtype=int)
+
+
+def default_start_moments(symbols: list[str]) -> np.ndarray:
+    """pymatgen's default starting moments (μB, ``DEFAULT_MAGMOMS``: Fe, Co, Ni, Mn 5, Gd 7.94, ...) per
+    site, 0.6 for unlisted elements: the FM start of every spin-polarised DFT task."""
+    from pymatgen.analysis.magnetism.analyzer import DEFAULT_MAGMOMS
+
+    return np.array([float(DEFAULT_MAGMOMS.get(s, 0.6)) for s in symbols])
+
+
+def _start_magnitudes(atoms: Atoms) -> np.ndarray:
+    return np.abs(default_start_moments(atoms.get_chemical_symbols()))
+
+
+def site_permutations(atoms: Atoms, symprec: float = 1e-3) -> np.ndarray:
+    """(n_ops, natoms) permutations of the atoms under the cell's space-group operations (spglib):
+    row k maps atom i to atom ``perm[k, i]``.  Only the identity if spglib finds no symmetry."""
+    import warnings
+
+    import spglib
+
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    with warnings.catch_warnings():  # spglib 2.x warns about its error-handling mode on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            data = spglib.get_symmetry(cell, symprec=symprec)
+        except Exception:  # noqa: BLE001 - spglib's new error mode raises where the old one returned None
+            data = None
+    frac = atoms.get_scaled_positions()
+    perms = []
+    for rotation, translation in zip(data["rotations"], data["translations"]) if data else []:
+        moved = frac @ rotation.T + translation
+        diff = moved[:, None, :] - frac[None, :, :]
+        diff -= np.round(diff)
+        dist = np.linalg.norm(diff @ atoms.cell.array, axis=2)
+        target = dist.argmin(axis=1)
+        if np.allclose(dist[np.arange(len(atoms)), target], 0, atol=10 * symprec + 1e-6) \
+                and len(set(target)) == len(atoms):
+            perms.append(target)
+    return np.array(perms or [np.arange(len(atoms))], dtype=int)
+
+
+def _canonical(signs: np.ndarray, sites: np.ndarray, perms: np.ndarray) -> tuple[int, ...]:
+    """The smallest of the sign patterns (over ``sites``) equivalent to ``signs`` under the permutations
+    and a global flip."""
+    best = None
+    for perm in perms:
+        moved = np.ones(int(perms.shape[1]), dtype=int)
+        moved[perm[sites]] = signs
+        for flip in (1, -1):
+            pattern = tuple(int(v) for v in flip * moved[sites])
+            if best is None or pattern < best:
+                best = pattern
+    return best  # type: ignore[return-value]
+
+
+def enumerate_collinear(atoms: Atoms, sites: np.ndarray) -> list[np.ndarray]:
+    """Symmetry-distinct up/down sign patterns (+1/-1 per magnetic site) other than FM, up to a global flip,
+    sorted by |net sign sum| (AFM-like first) then pattern."""
+    perms = site_permutations(atoms)
+    seen: dict[tuple[int, ...], np.ndarray] = {}
+    for tail in itertools.product((1, -1), repeat=len(sites) - 1):
+        signs = np.array((1, *tail), dtype=int)
+        if (signs == 1).all():
+            continue
+        key = _canonical(signs, sites, perms)
+        seen.setdefault(key, signs)
+    return sorted(seen.values(), key=lambda s: (abs(int(s.sum())), tuple(-s)))
+
+
+def magnetic_configurations(atoms: Atoms, mode: str = FM, max_configurations: int = 8) -> list[MagneticConfiguration]:
+    """The starting configurations of ``atoms`` for ``mode`` (:data:`CONFIGURATION_MODES`), FM first,
+    at most ``max_configurations`` (>= 1).  A cell without magnetic sites has FM only."""
+    if mode not in CONFIGURATION_MODES:
+        raise ValueError(f"unknown magnetic configuration mode {mode!r}; choose {', '.join(CONFIGURATION_MODES)}")
+    magnitudes = _start_magnitudes(atoms)
+    out = [MagneticConfiguration(FM, tuple(float(m) for m in magnitudes))]
+    sites = magnetic_sites(atoms)
+    if mode == FM or len(sites) < 2:
+        return out
+    symbols = np.array(atoms.get_chemical_symbols())
+    is_re = np.isin(symbols, sorted(RE_4F_MAGNETIC))
+    is_tm = np.isin(symbols, sorted(TM_3D_MAGNETIC))
+    if is_re.any() and is_tm.any():
+        out.append(MagneticConfiguration(RE_ANTIPARALLEL, tuple(float(m) for m in np.where(is_re, -magnitudes,
+                                                                                             magnitudes))))
+    if mode == "enumerate" and len(sites) <= MAX_ENUMERATED_SITES:
+        known = {c.magmoms for c in out}
+        for signs in enumerate_collinear(atoms, sites):
+            if len(out) >= max_configurations:
+                break
+            magmoms = magnitudes.copy()
+            magmoms[sites] *= signs
+            magmoms = tuple(float(m) for m in magmoms)
+            flipped = tuple(-m if i in set(sites.tolist()) else m for i, m in enumerate(magmoms))
+            if magmoms in known or flipped in known:
+                continue
+            out.append(MagneticConfiguration("ud:" + "".join("u" if s > 0 else "d" for s in signs), magmoms))
+    return out[:max_configurations]
+
+
+def too_many_sites(atoms: Atoms) -> bool:
+    """True when ``enumerate`` falls back to FM and ``re-anti`` for this cell (too many magnetic sites)."""
+    return len(magnetic_sites(atoms)) > MAX_ENUMERATED_SITES
+
+
+def moment_signs(magmoms: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
+    """+1 / -1 per site, 0 where |m| < ``tolerance`` μB (no moment to align)."""
+    m = np.asarray(magmoms, dtype=float)
+    return np.where(np.abs(m) < tolerance, 0, np.sign(m)).astype(int)
+
+
+def flipped_bond_fraction(atoms: Atoms, reference_magmoms, magmoms, shell_tolerance: float = 0.1) -> float:
+    """Fraction of nearest-neighbour pairs of magnetic sites whose relative alignment differs between two
+    collinear states of one cell (e.g. a configuration and the ground state): 1 for the B2 antiferromagnet of
+    bcc Fe against FM, 1/2 for a state as disordered as a random one (nearest neighbours only).  Pairs are
+    those within (1 + ``shell_tolerance``) of the shortest magnetic–magnetic distance, periodic images
+    included; pairs with a vanishing moment in either state are left out.  NaN when no pair is left."""
+    from ase.neighborlist import neighbor_list
+
+    sites = magnetic_sites(atoms)
+    ref, now = moment_signs(reference_magmoms), moment_signs(magmoms)
+    if len(sites) == 0:
+        return float("nan")
+    cutoff = 1.5 * (atoms.get_volume() / len(atoms)) ** (1 / 3) * 2
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    magnetic = np.isin(i, sites) & np.isin(j, sites)
+    i, j, d = i[magnetic], j[magnetic], d[magnetic]
+    if not len(d):
+        return float("nan")
+    shell = d <= d.min() * (1 + shell_tolerance)
+    i, j = i[shell], j[shell]
+    keep = (ref[i] * ref[j] != 0) & (now[i] * now[j] != 0)
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(ref[i][keep] * ref[j][keep] != now[i][keep] * now[j][keep]))
