@@ -127,7 +127,9 @@ def _run_plan(campaign, plan, dry_run: bool, rerun_failed: bool, progress: bool)
               highlight=False)
     if dry_run:
         for task in plan.tasks:
-            out.print(f"{task.task_id}  {task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}", highlight=False)
+            stage = f"{task.stage_name or campaign.stage_name:8s}  " if campaign.is_funnel else ""
+            out.print(f"{task.task_id}  {stage}{task.kind:9s}  {len(task.atoms):4d} atoms  {task.label}",
+                      highlight=False)
         if campaign.is_funnel:
             err.print(f"later stages ({', '.join(s.name for s in campaign.later_stages)}) are planned from the "
                       f"ranked results of the stage before them", highlight=False)
@@ -782,6 +784,7 @@ def report(
 def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
     """Per-stage reports under ``output/<stage>/`` and the stage comparison in ``output/index.html``."""
     from tansaku.report import write_report
+    from tansaku.report.html import objectives_of
     from tansaku.report.stages import write_comparison
     from tansaku.results import read_table
     from tansaku.workflows.ranking import by_rank, stage_metadata, stage_of_rows
@@ -795,10 +798,11 @@ def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:
         if not len(frame) or "error" in metas.get(stage.name, {"error": ""}):
             continue
         frame = by_rank(frame)
-        objectives = [(o.column, o.direction) for o in stage.ranking.spec.objectives]
+        objectives = objectives_of(metas[stage.name].get("settings", ""))  # as ranked: empty ones left out
         mixed = metas.get(stage.name, {}).get("mixed_energy_scales", "")
         write_report(frame, output / stage.name, title=f"tansaku report: {results.name}, stage {stage.name} "
-                     f"({stage.calculator.name})", objectives=objectives, top=top, warnings_shown=[mixed] if mixed else [])
+                     f"({stage.calculator.name})", objectives=objectives, top=top,
+                     warnings_shown=[mixed] if mixed else [])
         links[f"{stage.name} ({stage.calculator.name})"] = f"{stage.name}/index.html"
     comparisons = _stage_comparisons(results, campaign)
     for comparison in comparisons:

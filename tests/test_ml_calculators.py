@@ -24,6 +24,7 @@ fmax = 0.05
 steps = 200
 [execution]
 executor = "serial"
+task_timeout = 0  # tasks in this process (no sandbox), so that the model cache below is this process's
 [[prototypes]]
 prototype = "CaCu5"
 sites = {{ "1a" = "Sm", "2c" = "Co", "3g" = "Co" }}

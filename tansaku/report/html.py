@@ -153,7 +153,12 @@ def _objectives(objectives) -> list[tuple[str, str]]:
 def objectives_used(path: str | os.PathLike) -> list[tuple[str, str]] | None:
     """The (column, direction) objectives the stored ranking of a results file used (objectives without
     values, e.g. μ0Ms of a non-magnetic calculator, already left out), or None before any ranking."""
-    settings = derived_attrs(path).get("settings", "")
+    return objectives_of(derived_attrs(path).get("settings", ""))
+
+
+def objectives_of(settings: str) -> list[tuple[str, str]] | None:
+    """The (column, direction) objectives of a stored ranking's ``settings`` JSON (None when empty); for a
+    funnel, each stage's metadata (attribute ``stages``) has its own ``settings``."""
     if not settings:
         return None
     return [(o["column"], o["direction"]) for o in json.loads(settings).get("objectives", [])]
