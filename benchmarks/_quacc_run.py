@@ -26,7 +26,6 @@ def main() -> None:
     os.environ.setdefault("QUACC_RESULTS_DIR", tempfile.mkdtemp(prefix="quacc-bench-"))
     from ase.io import read
     from ase.optimize import FIRE
-
     from quacc import job
     from quacc.recipes.emt.core import relax_job
     from quacc.runners.ase import Runner
@@ -36,13 +35,13 @@ def main() -> None:
     opt_params = {"fmax": fmax, "max_steps": steps, "optimizer": FIRE}
 
     @job
-    def relax_with(atoms, name: str):  # noqa: ANN001, ANN202 - quacc's job signature
+    def relax_with(atoms, name: str):
         from tansaku.calculators import get_calculator
 
         dyn = Runner(atoms, get_calculator(name)).run_opt(relax_cell=True, **opt_params)
         return Summarize().opt(dyn)
 
-    def make(atoms):  # noqa: ANN001, ANN202
+    def make(atoms):
         if calculator == "emt":
             return relax_job(atoms, relax_cell=True, opt_params=opt_params)
         return relax_with(atoms, calculator)

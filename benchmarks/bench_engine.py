@@ -17,8 +17,10 @@ Every variant relaxes the same structures with the same calculator, one pinned t
 * tansaku run (pool/dask xW): ``execute_plan`` of the plan into a fresh HDF5 store: executor start-up,
   task hand-out, records and HDF5 appends included.
 
-Efficiency = (plain loop time / W) / variant time (1.00: no overhead, W-fold parallel). The last rows
-give tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds the same comparison for N SmFe12 cells
+Efficiency = (plain loop time / W) / variant time (1.00: no overhead, W-fold parallel); on a machine
+whose cores are busy with other work W processes do not run W-fold, so tansaku is also compared with the
+plain ProcessPool run back to back (the parallel floor under the same load). The last rows give
+tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds the same comparison for N SmFe12 cells
 relaxed with CHGNet for a fixed number of FIRE steps (plain loop vs ``tansaku run`` on the serial executor,
 model loaded beforehand in both).
 """
@@ -38,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; tests/synthetic.py
 
-from benchmarks._table import Row  # noqa: E402
+from benchmarks._table import Row
 
 QUACC_VENV = Path(os.environ.get("TANSAKU_QUACC_VENV", Path.home() / ".cache" / "tansaku" / "quacc-venv"))
 FMAX, STEPS = 0.05, 300
@@ -55,6 +57,7 @@ steps = {STEPS}
 [execution]
 executor = "pool"
 workers = {{workers}}
+{{extra}}
 [[prototypes]]
 prototype = "fcc"
 sites = {{{{ "4a" = ["Cu", "Ni", "Pd", "Ag", "Au", "Pt", "Al"] }}}}
@@ -87,7 +90,7 @@ def _pin() -> None:
     pin_threads(1)
 
 
-def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) -> int:  # noqa: ANN001
+def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) -> int:
     """The floor: ASE FIRE on FrechetCellFilter with a fresh calculator, nothing else; returns the steps."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
@@ -101,11 +104,12 @@ def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) 
     return optimizer.nsteps
 
 
-def plan_for(calculator: str, tasks: int, workers: int, folder: Path):  # noqa: ANN201
+def plan_for(calculator: str, tasks: int, workers: int, folder: Path, task_timeout: float | None = None):
     from tansaku.workflows.campaign import parse_campaign
     from tansaku.workflows.plan import make_plan
 
-    campaign = parse_campaign(CAMPAIGN.format(calculator=calculator, workers=workers), base_dir=folder)
+    extra = f"task_timeout = {task_timeout}" if task_timeout is not None else ""
+    campaign = parse_campaign(CAMPAIGN.format(calculator=calculator, workers=workers, extra=extra), base_dir=folder)
     plan = make_plan(campaign)
     if len(plan.tasks) < tasks:
         raise SystemExit(f"the benchmark campaign has {len(plan.tasks)} tasks, fewer than --tasks {tasks}")
@@ -113,7 +117,7 @@ def plan_for(calculator: str, tasks: int, workers: int, folder: Path):  # noqa: 
     return campaign, plan
 
 
-def tansaku_run(campaign, plan, executor: str, workers: int, output: Path) -> float:  # noqa: ANN001
+def tansaku_run(campaign, plan, executor: str, workers: int, output: Path) -> float:
     """``tansaku run``'s engine: execute_plan into a fresh store (executor start, HDF5 writes included)."""
     from tansaku.workflows.runner import execute_plan
 
@@ -142,7 +146,7 @@ def quacc_run(structures_file: Path, engine: str, workers: int, calculator: str)
 
 
 def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
-        chgnet: int = 4) -> list[Row]:
+        chgnet: int = 4, task_timeout: float | None = None) -> list[Row]:
     import multiprocessing
 
     from ase.io import write
@@ -153,7 +157,7 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-engine-") as tmp:
         folder = Path(tmp)
-        campaign, plan = plan_for(calculator, tasks, workers, folder)
+        campaign, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
         structures = [task.atoms for task in plan.tasks]
         write(folder / "structures.extxyz", structures)
         relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
@@ -162,6 +166,7 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
         def add(name: str, seconds: float | None) -> None:
             if seconds is not None:
                 times.setdefault(name, []).append(seconds)
+                print(f"  {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
 
         context = multiprocessing.get_context("forkserver")
         for _ in range(repeats):
@@ -195,6 +200,9 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
     row("jobflow", "quacc + jobflow run_locally (serial)", serial=True)
     row("tansaku-pool", f"tansaku run, pool x{workers}")
     row("tansaku-dask", f"tansaku run, dask x{workers}")
+    for name in ("tansaku-pool", "tansaku-dask"):  # the parallel floor measured under the same load
+        rows.append(Row("5 engine", case, f"ProcessPool x{workers}", f"tansaku run, {name[8:]} x{workers}",
+                        times["pool"], times[name], "speed-up = efficiency against the plain pool"))
     if "quacc-dask" in times:
         for name in ("tansaku-pool", "tansaku-dask"):
             rows.append(Row("5 engine", case, f"quacc + Dask x{workers}", f"tansaku run, {name[8:]} x{workers}",
@@ -223,9 +231,9 @@ def chgnet_row(count: int, repeats: int, steps: int = 10) -> Row:
     relax(cells[0], calc, RelaxSettings(fmax=1e-9, steps=1))  # model loaded and warm
     base, fast = [], []
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-chgnet-") as tmp:
-        campaign = parse_campaign(f'[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
-                                  f'executor = "serial"\n[[prototypes]]\nprototype = "fcc"\n'
-                                  f'sites = {{ "4a" = "Ni" }}\n', base_dir=Path(tmp))
+        campaign = parse_campaign('[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
+                                  'executor = "serial"\n[[prototypes]]\nprototype = "fcc"\n'
+                                  'sites = { "4a" = "Ni" }\n', base_dir=Path(tmp))
         for k in range(repeats):
             start = time.perf_counter()
             for atoms in cells:
@@ -248,6 +256,8 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calculator", default="emt", help="emt (as the issue measured) or emt-fast")
     parser.add_argument("--chgnet", type=int, default=4, help="SmFe12 cells for the CHGNet row (0: none)")
+    parser.add_argument("--task-timeout", type=float, default=None,
+                        help="[execution] task_timeout of tansaku run (default: the campaign default; 0: no sandbox)")
     args = parser.parse_args()
-    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet),
+    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout),
                  os.cpu_count() or 1))

@@ -7,6 +7,9 @@
 FrechetCellFilter for a fixed number of steps (fmax unreachable, so both paths do the same work), on
 1 worker and on 2 worker processes (each its half of the cells, model loaded before timing, one torch
 thread each), and on ``device = "cuda"`` where torch sees a GPU. The note gives structures/s of both.
+The same for SevenNet on 1 worker, and tansaku's batched driver against torch-sim's (``torch-sim-atomistic``,
+optional: its batched ``frechet_cell_fire`` with its SevenNet model, same steps, same cells) where it is
+installed.
 """
 
 from __future__ import annotations
@@ -33,30 +36,63 @@ def _settings(steps: int):
 
 
 def _init(device: str) -> None:
-    import torch
-
     from tansaku.calculators import RunContext, Runtime, get_calculator
+    from tansaku.hpc.threads import pin_threads
 
-    torch.set_num_threads(1)
+    # one thread for torch *and* BLAS, as tansaku's workers run: the cell filter's 3x3 expm_frechet (scipy
+    # lu_solve) took 27 ms a call with OpenBLAS's default threads on a busy machine, 60 % of a batched step
+    pin_threads(1)
     get_calculator("chgnet", None, RunContext(Runtime(device=device)))  # load the model before timing
 
 
-def loop(structures: list, steps: int, device: str = "cpu") -> int:
+def loop(structures: list, steps: int, device: str = "cpu", name: str = "chgnet") -> int:
     """The per-structure path: one ASE relaxation (one model call per step) after another."""
     from tansaku.calculators import RunContext, Runtime, get_calculator, relax
 
-    calc = get_calculator("chgnet", None, RunContext(Runtime(device=device)))
+    calc = get_calculator(name, None, RunContext(Runtime(device=device)))
     for atoms in structures:
         relax(atoms, calc, _settings(steps))
     return len(structures)
 
 
-def batched(structures: list, steps: int, device: str = "cpu") -> int:
+def batched(structures: list, steps: int, device: str = "cpu", name: str = "chgnet") -> int:
     """All structures in one in-flight batch: one model call per step for all of them."""
     from tansaku.calculators import Runtime
     from tansaku.calculators.batch import relax_batch
 
-    relax_batch(structures, "chgnet", settings=_settings(steps), runtime=Runtime(device=device))
+    relax_batch(structures, name, settings=_settings(steps), runtime=Runtime(device=device))
+    return len(structures)
+
+
+def torchsim_model(device: str = "cpu"):
+    """torch-sim's SevenNet model around tansaku's loaded 7net-0, or None without torch-sim.
+    (torch-sim 0.3.0 imports ``sevenn.calculator.torch_script_type``, which sevenn 0.13 no longer has; it
+    only serves an isinstance check, so it is set to torch's ScriptModule.)"""
+    try:
+        import sevenn.calculator
+        import torch
+
+        sevenn.calculator.torch_script_type = getattr(sevenn.calculator, "torch_script_type", torch.jit.ScriptModule)
+        from torch_sim.models.sevennet import SevenNetModel
+    except ImportError:
+        return None
+    import copy
+
+    from tansaku.calculators import RunContext, Runtime, get_calculator
+
+    model = copy.deepcopy(get_calculator("sevenn", None, RunContext(Runtime(device=device))).model)
+    return SevenNetModel(model, device=device)
+
+
+def torchsim(model, structures: list, steps: int) -> int:
+    """torch-sim's batched FIRE on the Fréchet cell filter (ASE flavour), ``steps`` steps for all cells."""
+    import torch
+    import torch_sim as ts
+
+    init, update = ts.frechet_cell_fire(model=model)
+    state = init(ts.initialize_state(structures, model.device, torch.float32))
+    for _ in range(steps):
+        state = update(state)
     return len(structures)
 
 
@@ -90,6 +126,18 @@ def run(repeats: int = 3, quick: bool = False, count: int = 64, steps: int = STE
         base, fast = side_by_side(_on_workers(pool, loop, structures, steps, 2),
                                   _on_workers(pool, batched, structures, steps, 2), repeats)
     rows.append(row(f"{count} SmFe12 cells, CHGNet, 2 workers (cpu)", base, fast))
+    loop(structures[:1], 1, name="sevenn")  # SevenNet loaded and warm
+    base, fast = side_by_side(lambda: loop(structures, steps, name="sevenn"),
+                              lambda: batched(structures, steps, name="sevenn"), repeats)
+    rows.append(row(f"{count} SmFe12 cells, SevenNet, 1 worker (cpu)", base, fast))
+    model = torchsim_model()
+    if model is not None:
+        torchsim(model, structures[:1], 1)
+        base, fast = side_by_side(lambda: batched(structures, steps, name="sevenn"),
+                                  lambda: torchsim(model, structures, steps), repeats)
+        rows.append(Row("4 ml batch", f"{count} SmFe12 cells, SevenNet, 1 worker (cpu)", "tansaku batched",
+                        "torch-sim frechet_cell_fire", base, fast,
+                        f"{count / np.median(base):.3g} vs {count / np.median(fast):.3g} structures/s"))
     if torch.cuda.is_available():
         _init("cuda")
         base, fast = side_by_side(lambda: loop(structures, steps, "cuda"),

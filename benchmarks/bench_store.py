@@ -1,18 +1,33 @@
-"""Issue 11 item 6, the store at scale: appends and ranking, side by side (``python -m benchmarks store``).
+"""Issue 11 item 6, the store at scale, side by side (``python -m benchmarks store``).
 
-- append: the same synthetic 26-atom records (tests/synthetic.py) written with ``Store.append`` in
-  batches of 256 into a fresh file, packed record by record (``pack_records``, the path before
-  ``pack_fast``) vs column by column (``pack_fast``, what ``pack`` uses for batches of 8 and more);
-- rank: storing two derived columns for a store of those records, by copying the whole store with
-  them (what ``write_derived`` did before the side file: HDF5 object copy of every dataset plus the new
-  /derived group, fsync, replace) vs ``write_derived`` writing only the side file ``<store>.derived.h5``.
+The same synthetic 26-atom records (tests/synthetic.py) are written by each variant into a fresh file;
+only the append calls are timed (records are generated between them, untimed). Times are CPU seconds of
+this process (user + system, all its threads: ``time.process_time``), not wall time: on a shared machine
+with a load of 10+ on 2 cores, wall time measures the other users. Compression threads (schema v2) add
+their CPU time, so on an idle multi-core machine v2's wall time is lower than its CPU time.
+
+- append: schema version 1 (fixed-width text, 4 kB gzip-4 chunks) vs version 2 (ragged text, unfiltered
+  numbers, gzip-1 in larger chunks), from Records (``Store.append``: validation and packing included) at
+  batch 256 and 4096, and from packed batches (``Store.append_packed``: the store alone) at 4096;
+- references: Parquet (pyarrow, if installed: the same packed columns as an Arrow table per batch, text
+  as strings, per-atom arrays as lists) and ase.db (SQLite, one ``write`` per record in one transaction,
+  on fewer records: its time is scaled to the same count);
+- queries on the version-1 and version-2 files just written, with two derived columns: two filters
+  (default output columns), and the top 50 by a derived column with every one-value-per-row column;
+- rank: storing two derived columns by copying the whole store (what ranking did before the side file)
+  vs ``write_derived`` writing only the side file.
+
+Records: 10^5 by default, 10^4 with --quick; set TANSAKU_BENCH_STORE_RECORDS (e.g. 1000000) for more.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,28 +35,127 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; test
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-
-from benchmarks._table import Row, side_by_side  # noqa: E402
 from synthetic import synthetic_record  # noqa: E402
+
+from benchmarks._table import Row  # noqa: E402
 from tansaku.results import Store, write_derived  # noqa: E402
-from tansaku.results import pack as packing  # noqa: E402
 from tansaku.results.atomic import fsync_path  # noqa: E402
+from tansaku.results.pack import Batch, pack  # noqa: E402
+from tansaku.results.query import query  # noqa: E402
 from tansaku.results.read import committed_rows, open_for_reading  # noqa: E402
+from tansaku.results.recover import write_new_file  # noqa: E402
+from tansaku.results.schema import RECORD_COLUMNS, new_file_attrs  # noqa: E402
 
-BATCH = 256
+NATOMS = 26
+TWO_FILTERS = ["e_above_hull <= 0.05", "mu0_ms >= 1.5"]
+ALL_COLUMNS = [c.name for c in RECORD_COLUMNS if not c.shape and c.name != "atom_start"]
 
 
-def _append(path: Path, records: list, fast: bool) -> None:
+def _records(a: int, b: int) -> list:
+    return [synthetic_record(k, natoms=NATOMS) for k in range(a, b)]
+
+
+def _fresh(path: Path, version: int) -> None:
     for p in (path, Path(f"{path}.derived.h5")):
         p.unlink(missing_ok=True)
-    saved = packing.FAST_BATCH
-    packing.FAST_BATCH = saved if fast else len(records) + 1
+    write_new_file(path, new_file_attrs("benchmark", version=version))
+
+
+clock = time.process_time
+
+
+def _append(path: Path, n: int, batch: int, version: int, packed: bool) -> float:
+    """CPU seconds spent in append calls (and the closing compaction) writing ``n`` records in batches."""
+    _fresh(path, version)
+    spent = 0.0
+    store = Store.open(path)
+    for a in range(0, n, batch):
+        records = _records(a, min(a + batch, n))
+        if packed:
+            data = pack(records)
+            t = clock()
+            store.append_packed(data)
+        else:
+            t = clock()
+            store.append(records)
+        spent += clock() - t
+    t = clock()
+    store.close()
+    return spent + clock() - t
+
+
+def _pair(baseline: Callable[[], float], fast: Callable[[], float], repeats: int) -> tuple[list[float], list[float]]:
+    """``side_by_side`` for variants that time themselves (returning seconds), back to back per repeat."""
+    base, quick = [], []
+    for _ in range(repeats):
+        base.append(baseline())
+        quick.append(fast())
+    return base, quick
+
+
+def _cpu(fn: Callable[[], object], inner: int = 3) -> float:
+    """Median CPU seconds of ``inner`` calls of ``fn``."""
+    times = []
+    for _ in range(inner):
+        t = clock()
+        fn()
+        times.append(clock() - t)
+    return statistics.median(times)
+
+
+def _arrow(batch: Batch):
+    import pyarrow as pa
+
+    columns = {name: pa.array(values) for name, values in batch.rows.items() if values.ndim == 1}
+    for name in ("stress", "cell", "pbc"):
+        flat = batch.rows[name].reshape(len(batch), -1)
+        columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
+    for name, text in batch.text.items():
+        offsets = np.concatenate([[0], np.cumsum(text.lengths)]).astype(np.int32)
+        columns[name] = pa.StringArray.from_buffers(len(text.lengths), pa.py_buffer(offsets),
+                                                    pa.py_buffer(text.data.tobytes()))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(batch.rows["natoms"])]).astype(np.int32))
+    for name, values in batch.atoms.items():
+        flat = values if values.ndim == 1 else pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), 3)
+        columns[name] = pa.ListArray.from_arrays(offsets, flat)
+    return pa.table(columns)
+
+
+def _parquet(path: Path, n: int, batch: int) -> float:
+    import pyarrow.parquet as pq
+
+    spent, writer = 0.0, None
     try:
-        with Store.open(path, campaign_text="benchmark") as store:
-            for a in range(0, len(records), BATCH):
-                store.append(records[a : a + BATCH])
+        for a in range(0, n, batch):
+            data = pack(_records(a, min(a + batch, n)))
+            t = clock()
+            table = _arrow(data)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            spent += clock() - t
+        t = clock()
+        writer.close()
+        return spent + clock() - t
     finally:
-        packing.FAST_BATCH = saved
+        if writer is not None and writer.is_open:
+            writer.close()
+
+
+def _ase_db(path: Path, n: int) -> float:
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.db import connect
+
+    path.unlink(missing_ok=True)
+    records = _records(0, n)
+    t = clock()
+    with connect(path) as db:
+        for r in records:
+            atoms = Atoms(numbers=r.numbers, positions=r.positions, cell=r.cell, pbc=r.pbc)
+            atoms.calc = SinglePointCalculator(atoms, energy=r.energy, stress=r.stress)
+            db.write(atoms, task_id=r.task_id, label=r.label, prototype=r.prototype, status=r.status,
+                     residual_force=r.fmax, steps=r.steps, converged=r.converged)
+    return clock() - t
 
 
 def _copy_with_derived(path: Path, columns: dict[str, np.ndarray]) -> None:
@@ -61,22 +175,82 @@ def _copy_with_derived(path: Path, columns: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+def _derived(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(20261201)
+    e_hull = rng.exponential(0.3, n)
+    e_hull[rng.random(n) < 0.02] = np.nan
+    return {"e_above_hull": e_hull, "mu0_ms": np.clip(rng.normal(0.8, 0.4, n), 0, None)}
+
+
+def _rate(n: int, seconds: list[float]) -> str:
+    return f"{n / statistics.median(seconds):,.0f} rec/s"
+
+
+def _size(path: Path, n: int) -> str:
+    return f"{path.stat().st_size / n:.0f} B/rec"
+
+
 def run(repeats: int, quick: bool) -> list[Row]:
-    n = 4_000 if quick else 20_000
-    records = [synthetic_record(k, natoms=26) for k in range(n)]
-    rows = []
+    n = int(os.environ.get("TANSAKU_BENCH_STORE_RECORDS", "0")) or (10_000 if quick else 100_000)
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "store.h5"
-        base, fast = side_by_side(lambda: _append(path, records, False), lambda: _append(path, records, True),
-                                  repeats)
-        rows.append(Row("store", f"append {n} x 26-atom records, batch {BATCH}", "record by record",
-                        "pack_fast", base, fast,
-                        f"records/s fast: {n / sorted(fast)[len(fast) // 2]:.0f}, "
-                        f"{path.stat().st_size / n:.0f} B/record"))
-        rng = np.random.default_rng(0)
-        columns = {"e_above_hull": rng.exponential(0.3, n), "rank": np.arange(n)}
-        base, fast = side_by_side(lambda: _copy_with_derived(path, columns),
-                                  lambda: write_derived(path, columns), repeats)
-        rows.append(Row("store", f"rank: store 2 derived columns of {n} rows", "copy of the store",
-                        "side file", base, fast, "the side file's cost does not grow with the records' size"))
+        v1, v2 = Path(tmp) / "v1.h5", Path(tmp) / "v2.h5"
+
+        def pair(case: str, batch: int, packed: bool) -> None:
+            base, fast = _pair(lambda: _append(v1, n, batch, 1, packed), lambda: _append(v2, n, batch, 2, packed),
+                               repeats)
+            rows.append(Row("store", f"append {n} x {NATOMS}-atom records, {case}, batch {batch}", "schema v1",
+                            "schema v2", base, fast, f"v1 {_rate(n, base)} {_size(v1, n)}; v2 {_rate(n, fast)} "
+                            f"{_size(v2, n)}"))
+
+        pair("from Records", 256, False)
+        pair("from Records", 4096, False)
+        pair("packed (store only)", 4096, True)
+
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            pyarrow = None
+        if pyarrow is not None:
+            pq_path = Path(tmp) / "ref.parquet"
+            _parquet(pq_path, 16, 16)  # pyarrow's one-off initialisation (~1 s), not timed
+            base, fast = _pair(lambda: _parquet(pq_path, n, 4096), lambda: _append(v2, n, 4096, 2, True), repeats)
+            rows.append(Row("store", f"append {n} packed records, batch 4096", "Parquet (pyarrow)", "schema v2", base,
+                            fast, f"Parquet {_rate(n, base)} {_size(pq_path, n)}; v2 {_rate(n, fast)} {_size(v2, n)}"))
+        m = min(n, 2_000)
+        db_path = Path(tmp) / "ref.db"
+        base, fast = _pair(lambda: _ase_db(db_path, m) * n / m, lambda: _append(v2, n, 256, 2, False), 1)
+        rows.append(Row("store", f"append {n} records (ase.db: {m} in one transaction, scaled)", "ase.db (SQLite)",
+                        "schema v2, batch 256",
+                        base, fast, f"ase.db {_rate(n, base)} {_size(db_path, m)}; v2 {_rate(n, fast)}"))
+
+        for path in (v1, v2):  # the version-1 and version-2 files of the last batch-4096 runs, ranked
+            if path == v2:
+                _append(v2, n, 4096, 2, True)
+            write_derived(path, _derived(n))
+
+        def queries(case: str, **kw) -> None:
+            base, fast = _pair(lambda: _cpu(lambda: query(v1, **kw)), lambda: _cpu(lambda: query(v2, **kw)), repeats)
+            rows.append(Row("store", f"{case} ({n} records)", "schema v1", "schema v2", base, fast,
+                            f"{len(query(v2, **kw))} rows"))
+
+        queries("query: two filters", where=TWO_FILTERS)
+        queries("query: top 50 by e_above_hull, all columns", sort="e_above_hull", limit=50, columns=ALL_COLUMNS)
+
+        columns = _derived(n)
+        base, fast = _pair(lambda: _cpu(lambda: _copy_with_derived(v2, columns), 1),
+                           lambda: _cpu(lambda: write_derived(v2, columns), 1), repeats)
+        rows.append(Row("store", f"rank: store 2 derived columns of {n} rows", "copy of the store", "side file",
+                        base, fast, "the side file's cost does not grow with the records' size"))
     return rows
+
+
+def _main() -> None:
+    from benchmarks._table import render
+
+    print(render(run(int(os.environ.get("REPEATS", "1")), "--quick" in sys.argv), os.cpu_count() or 1))
+
+
+if __name__ == "__main__":
+    _main()
+

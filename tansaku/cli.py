@@ -1,4 +1,4 @@
-"""The ``tansaku`` command: plan, run, worker, collect, status, show, rank, query, report."""
+"""The ``tansaku`` command: plan, run, worker, collect, status, show, rank, query, report, upgrade."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ app = typer.Typer(help="tansaku (探索): high-throughput screening of candidate
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # markup off: labels, file names and user text like "[[prototypes]]" or "[/x]" are printed as written
 out = Console(width=None if sys.stdout.isatty() else 200, markup=False)  # no wrapping of tables piped to files
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False,
+              soft_wrap=not sys.stderr.isatty())  # messages in log files stay one line each (grep)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -779,6 +780,27 @@ def report(
     except (RankingError, StoreError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     err.print(f"wrote {index}", highlight=False)
+
+
+@app.command()
+def upgrade(
+    results: Annotated[Path, typer.Argument(help="HDF5 results file")],
+) -> None:
+    """Rewrite a results file in the current schema version (atomic copy; the ranking still applies).
+
+    Files of an older version are read and appended as they are; only this command converts them.
+    """
+    from tansaku.results import StoreError
+    from tansaku.results.store import upgrade as upgrade_store
+
+    try:
+        old, new, rows = upgrade_store(results)
+    except (StoreError, OSError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    if old == new:
+        out.print(f"{results}: already schema version {new} ({rows} records)", highlight=False)
+    else:
+        out.print(f"{results}: upgraded from schema version {old} to {new} ({rows} records)", highlight=False)
 
 
 def _funnel_report(results: Path, campaign, output: Path, top: int) -> Path:

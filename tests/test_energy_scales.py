@@ -8,14 +8,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tansaku
 from monty.serialization import dumpfn
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition
 from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 from pymatgen.entries.computed_entries import ComputedEntry
-
-from conftest import tansaku
 from synthetic import cuau_campaign
+
 from tansaku.calculators import get_spec
 from tansaku.constants import KIND_CANDIDATE
 from tansaku.results import Record, Store, read_columns
@@ -141,18 +141,8 @@ def test_forced_mix_works_and_is_flagged_by_rank_show_and_report(emt_store, mp_f
 def test_forcing_is_a_campaign_setting(tmp_path, mp_file):
     from tansaku.workflows.campaign import CampaignError
 
-    text = f"""
-[campaign]
-name = "x"
-[calculator]
-name = "emt"
-[[prototypes]]
-prototype = "fcc"
-sites = {{ "4a" = "Cu" }}
-[ranking]
-reference_entries = "{mp_file}"
-allow_mixed_energy_scales = true
-"""
+    text = cuau_campaign(tmp_path / "x.h5", extra=f'[ranking]\nreference_entries = "{mp_file}"\n'
+                                                 'allow_mixed_energy_scales = true\n')
     assert parse_campaign(text).ranking.allow_mixed_energy_scales is True
     with pytest.raises(CampaignError, match="allow_mixed_energy_scales"):
-        parse_campaign(text.replace("= true", '= "yes"'))
+        parse_campaign(text.replace("allow_mixed_energy_scales = true", 'allow_mixed_energy_scales = "yes"'))

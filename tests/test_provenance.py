@@ -8,14 +8,19 @@ import json
 import h5py
 import numpy as np
 import pytest
-
 from conftest import tansaku
 from synthetic import cuau_campaign, synthetic_record
+
 from tansaku.results import Store, read_columns, read_table
-from tansaku.results.tables import campaign_history, current_campaign_text, settings_table
+from tansaku.results.tables import (
+    campaign_history,
+    current_campaign_text,
+    settings_table,
+)
 from tansaku.workflows.campaign import parse_campaign
 from tansaku.workflows.collect import collect, shards_dir
 from tansaku.workflows.runner import run_campaign
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
@@ -148,6 +153,7 @@ rank_results(campaign.output)  # the writing process knows the calculator: the s
 @pytest.mark.slow
 def test_rank_fails_loudly_when_the_stored_ranking_cannot_be_read(tmp_path):
     from conftest import spawn
+
     from tansaku.results.derived import derived_attrs
 
     text = cuau_campaign(tmp_path / "private.h5", "emt-private", '[ranking]\nobjectives = { formation_energy = "min" }\n')

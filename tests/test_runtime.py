@@ -230,9 +230,9 @@ sites = {{ "1a" = ["Cu", "Au"], "3c" = ["Cu", "Au"] }}
 distinct_elements = true
 """)
     run_campaign(campaign, show_progress=False)
+    labels = read_columns(campaign.output, ["label"])["label"]
+    row = next(i for i, label in enumerate(labels) if label.startswith("Cu3Au"))
     with h5py.File(campaign.output, "r+") as f:  # pretend Cu3Au hit the step limit
-        labels = [s.decode() for s in f["records/label"][:]]
-        row = next(i for i, label in enumerate(labels) if label.startswith("Cu3Au"))
         f["records/converged"][row] = False
     derived, meta = compute_ranking(campaign.output, RankingSpec())
     assert derived["unconverged"][row] and derived["unconverged"].sum() == 1

@@ -353,6 +353,10 @@ def test_pack_fast_equals_record_by_record_packing():
         for name in a:
             assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
             assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), name
+    assert slow.text.keys() == fast.text.keys()
+    for name, text in slow.text.items():
+        assert np.array_equal(text.data, fast.text[name].data), name
+        assert np.array_equal(text.lengths, fast.text[name].lengths), name
     # anything not plainly valid goes to the per-record path, which names the record and field
     bad = [dataclasses.replace(records[0], steps=1.5), dataclasses.replace(records[0], label=3),
            dataclasses.replace(records[0], stress=np.zeros(5)), dataclasses.replace(records[0], status="x"),

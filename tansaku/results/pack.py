@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 import numpy as np
 
 from tansaku.constants import MAX_Z, STATUSES
+from tansaku.results.ragged import Text, from_bytes
 from tansaku.results.record import Record
 from tansaku.results.schema import ARRAY_COLUMNS, SCALAR_COLUMNS, STRING_COLUMNS, Column, encode_str
 
 
 @dataclass
 class Batch:
-    """Column arrays of a batch: ``rows[name]`` has one entry per record, ``atoms[name]`` one per atom.
+    """Column arrays of a batch: ``rows[name]`` has one entry per record, ``atoms[name]`` one per atom,
+    ``text[name]`` the UTF-8 values of a text column (each fits the column's width).
 
     ``rows`` lacks ``atom_start`` (the store decides where the atoms go); ``natoms`` gives the counts.
     """
@@ -23,6 +25,8 @@ class Batch:
     task_ids: list[str]
     rows: dict[str, np.ndarray]
     atoms: dict[str, np.ndarray]
+    text: dict[str, Text]
+    settings: dict[str, str] = field(default_factory=dict)  # settings_id -> settings JSON (first seen)
 
     def __len__(self) -> int:
         return len(self.task_ids)
@@ -131,8 +135,7 @@ def pack_records(records: Sequence[Record]) -> Batch:
         natoms.append(len(z))
 
     rows: dict[str, np.ndarray] = {}
-    for c in STRING_COLUMNS:
-        rows[c.name] = np.array(strings[c.name], dtype=c.dtype)  # carries the UTF-8 tag h5py needs
+    text = {c.name: from_bytes(strings[c.name]) for c in STRING_COLUMNS}
     for c in SCALAR_COLUMNS:
         rows[c.name] = np.array(scalars[c.name], dtype=c.dtype)
     for c in ARRAY_COLUMNS:
@@ -143,7 +146,7 @@ def pack_records(records: Sequence[Record]) -> Batch:
         "positions": np.concatenate(positions) if positions else np.zeros((0, 3)),
         "magmoms": np.concatenate(magmoms) if magmoms else np.zeros(0),
     }
-    return Batch([r.task_id for r in records], rows, atoms)
+    return Batch([r.task_id for r in records], rows, atoms, text, _settings(records))
 
 
 _BOOLS = frozenset({bool, np.bool_})
@@ -160,68 +163,87 @@ def pack_fast(records: Sequence[Record]) -> Batch | None:
         return None
 
 
+def _types(values) -> set:
+    return set(map(type, values))  # one C-level pass: far cheaper than a generator per value
+
+
 def _columns(records: Sequence[Record]) -> Batch | None:
-    if not records:
+    if not records or _types(records) != {Record}:
         return None
-    if not all(type(r) is Record for r in records):
+    task_ids = list(map(attrgetter("task_id"), records))
+    if _types(task_ids) != {str} or len(set(task_ids)) != len(task_ids) or not all(task_ids) \
+            or "\x00" in "".join(task_ids):
         return None
-    task_ids = [r.task_id for r in records]
-    if len(set(task_ids)) != len(task_ids) or not all(type(t) is str and t and "\x00" not in t for t in task_ids):
-        return None
-    if not {r.status for r in records} <= set(STATUSES):
+    if not set(map(attrgetter("status"), records)) <= set(STATUSES):
         return None
     rows: dict[str, np.ndarray] = {}
     fields = STRING_COLUMNS + SCALAR_COLUMNS + ARRAY_COLUMNS
     by_field = dict(zip((c.name for c in fields), zip(*map(attrgetter(*(c.name for c in fields)), records))))
+    text = {}
     for c in STRING_COLUMNS:
-        values = by_field[c.name]
-        if not all(type(v) is str for v in values):
+        column = _text_column(by_field[c.name], c)
+        if column is None:
             return None
-        raw = [v.encode("utf-8") for v in values]
-        if raw and max(map(len, raw)) > c.width:
-            if not c.truncate:
-                return None
-            raw = [b if len(b) <= c.width else encode_str(v, c) for b, v in zip(raw, values)]
-        rows[c.name] = np.array(raw, dtype=c.dtype)
+        text[c.name] = column
     for c in SCALAR_COLUMNS:
         values = by_field[c.name]
         kind = c.dtype.kind
-        if kind == "b":
-            if not all(type(v) in _BOOLS for v in values):
-                return None
-        elif kind == "i":
-            if not all(type(v) in _INTS for v in values):
-                return None
+        if not _types(values) <= {"b": _BOOLS, "i": _INTS}.get(kind, _REALS):
+            return None
+        if kind == "i":
             a = np.array(values, dtype=np.int64)
             info = np.iinfo(c.dtype)
             if a.size and (a.min() < info.min or a.max() > info.max):
                 return None
-        elif not all(type(v) in _REALS for v in values):
-            return None
         rows[c.name] = np.array(values, dtype=c.dtype)
     for c in ARRAY_COLUMNS:
         a = np.array(by_field[c.name], dtype=c.dtype)
         if a.shape != (len(records), *c.shape):
             return None
         rows[c.name] = a
-    numbers = [np.asarray(r.numbers) for r in records]
-    natoms = np.array([len(z) for z in numbers], dtype=np.int32)
-    if not all(z.ndim == 1 and (not z.size or z.dtype.kind in "iu") for z in numbers):
+    numbers = list(map(np.asarray, map(attrgetter("numbers"), records)))
+    counts = list(map(len, numbers))
+    z = np.concatenate(numbers)  # raises for arrays of mixed dimensions (caught: the slow path names them)
+    if z.ndim != 1 or (z.size and z.dtype.kind not in "iu"):
         return None
-    positions = [np.asarray(r.positions, dtype=np.float64) for r in records]
-    if not all(p.shape == (k, 3) for p, k in zip(positions, natoms.tolist())):
+    positions = list(map(np.asarray, map(attrgetter("positions"), records)))
+    xyz = np.concatenate(positions).astype(np.float64, copy=False)
+    if xyz.shape != (len(z), 3) or list(map(len, positions)) != counts:
         return None
-    magmoms = [np.full(k, np.nan) if r.magmoms is None else np.asarray(r.magmoms, dtype=np.float64)
-               for r, k in zip(records, natoms.tolist())]
-    if not all(m.shape == (k,) for m, k in zip(magmoms, natoms.tolist())):
+    magmoms = [np.full(k, np.nan) if m is None else np.asarray(m, dtype=np.float64)
+               for m, k in zip(map(attrgetter("magmoms"), records), counts)]
+    m = np.concatenate(magmoms)
+    if m.shape != (len(z),) or list(map(len, magmoms)) != counts:
         return None
-    z = np.concatenate(numbers) if numbers else np.zeros(0, np.int16)
     if z.size and (z.min() < 0 or z.max() > MAX_Z):
         return None
-    rows["natoms"] = natoms
-    atoms = {
-        "numbers": z.astype(np.int16),
-        "positions": np.concatenate(positions) if positions else np.zeros((0, 3)),
-        "magmoms": np.concatenate(magmoms) if magmoms else np.zeros(0),
-    }
-    return Batch(task_ids, rows, atoms)
+    rows["natoms"] = np.array(counts, dtype=np.int32)
+    atoms = {"numbers": z.astype(np.int16), "positions": xyz, "magmoms": m}
+    return Batch(task_ids, rows, atoms, text, _settings(records))
+
+
+def _settings(records: Sequence[Record]) -> dict[str, str]:
+    """settings_id -> settings JSON of the records that carry both (the first one of each id)."""
+    out: dict[str, str] = {}
+    for sid, text in zip(map(attrgetter("settings_id"), records), map(attrgetter("settings"), records)):
+        if sid and text and sid not in out:
+            out[sid] = text
+    return out
+
+
+def _text_column(values: tuple, c: Column) -> Text | None:
+    """The values (all str) of text column ``c`` as a Text: one join and one encode when they are ASCII."""
+    if _types(values) != {str}:
+        return None
+    joined = "".join(values)
+    data = joined.encode("utf-8")
+    if len(data) == len(joined):  # ASCII: a character is a byte
+        lengths = np.fromiter(map(len, values), np.int64, len(values))
+        if not len(values) or lengths.max() <= c.width:
+            return Text(np.frombuffer(data, np.uint8), lengths)
+    raw = [v.encode("utf-8") for v in values]
+    if raw and max(map(len, raw)) > c.width:
+        if not c.truncate:
+            return None
+        raw = [b if len(b) <= c.width else encode_str(v, c) for b, v in zip(raw, values)]
+    return from_bytes(raw)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 from ase.data import atomic_numbers
-from h5py import h5s
 
 from tansaku.filters import (
     ELEMENTS,
@@ -37,11 +36,11 @@ from tansaku.results.read import (
     _dataset,
     _reading,
     committed_rows,
-    derived_fill,
     load_derived,
     read_padded,
+    read_record_column,
 )
-from tansaku.results.schema import ATOMS, RECORD_COLUMN_BY_NAME, RECORDS, STATUS_COLUMN
+from tansaku.results.schema import ATOMS, RECORD_COLUMN_BY_NAME, RECORDS, STATUS_COLUMN, layout_of
 from tansaku.results.structures import to_structures
 
 if TYPE_CHECKING:
@@ -51,7 +50,6 @@ __all__ = ["DEFAULT_COLUMNS", "Filter", "QueryError", "format_table", "parse_fil
 
 DEFAULT_COLUMNS = ("task_id", "label", "formula", "status")
 ID_COLUMNS = ("task_id", "label")
-POINT_READ_FRACTION = 0.5  # read a column whole when the selected rows touch more of its chunks
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -65,8 +63,10 @@ class _Columns:
         self.n = committed_rows(f)
         self._derived = load_derived(f).columns
         self.derived = [k for k in self._derived if k not in RECORD_COLUMN_BY_NAME]
-        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values()
-                        if not c.shape and (not c.optional or c.name in self.f[RECORDS])]
+        stored = set(self.f[RECORDS])
+        # every one-value-per-row column: an optional one the file predates reads as its fill value
+        self.records = [c.name for c in RECORD_COLUMN_BY_NAME.values() if not c.shape]
+        self._stored = (layout_of(f), stored)  # looked up once per query, not once per column read
         self._cache: dict[str, np.ndarray] = {}
         self._handles: dict[str, h5py.Dataset] = {}
 
@@ -84,54 +84,35 @@ class _Columns:
         listing += f"; derived columns {', '.join(self.derived)}" if self.derived else "; no derived columns"
         raise unknown_column_error(name, self.names, flt, what, listing)
 
-    def dataset(self, name: str) -> h5py.Dataset | np.ndarray:
-        """The dataset of column ``name`` (or of a path such as "atoms/numbers"), opened once per query.
+    def dataset(self, name: str) -> h5py.Dataset:
+        """The dataset at a path such as "atoms/numbers", opened once per query.
 
         One handle per dataset: with HDF5 2.0 / h5py 3.16, refreshing a SWMR reader's dataset while another
         handle to it is open makes reads through both return the first chunk over and over (h5py #2803).
         """
-        if "/" not in name:
-            if name not in self.records:
-                return self._derived[name]  # derived columns are read whole (a small side file)
-            name = f"{RECORDS}/{name}"
         if name not in self._handles:
             self._handles[name] = _dataset(self.f, name)
         return self._handles[name]
 
     def kind(self, name: str) -> str:
         """'S' text, 'b' boolean, 'i' integer, 'f' float."""
-        kind = self.dataset(name).dtype.kind
-        return {"u": "i", "O": "S"}.get(kind, kind)
+        dtype = RECORD_COLUMN_BY_NAME[name].dtype if name in self.records else self._derived[name].dtype
+        return {"u": "i", "O": "S"}.get(dtype.kind, dtype.kind)
 
     def full(self, name: str) -> np.ndarray:
         """All committed rows of ``name`` (text as raw UTF-8 bytes), read once per query."""
         if name not in self._cache:
             if name in self.records:
-                self._cache[name] = self.dataset(name)[: self.n]
+                self._cache[name] = read_record_column(self.f, name, slice(0, self.n), self.n, *self._stored)
             else:
-                self._cache[name] = read_padded(self.dataset(name), slice(0, self.n), self.n)
+                self._cache[name] = read_padded(self._derived[name], slice(0, self.n), self.n)
         return self._cache[name]
 
     def at(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """``name`` at ``rows`` (sorted, unique): a point selection when they touch few chunks."""
+        """``name`` at ``rows`` (sorted, unique): only the chunks they touch when they touch few."""
         if name in self._cache or name not in self.records or not len(rows):
             return self.full(name)[rows]
-        ds = self.dataset(name)
-        size = ds.shape[0]
-        inside = rows[rows < size]  # derived columns may stop before the committed rows
-        chunk = (ds.chunks or (max(size, 1),))[0]
-        touched = len(np.unique(inside // chunk))
-        if touched > POINT_READ_FRACTION * -(-min(self.n, size) // chunk):
-            return self.full(name)[rows]
-        values = np.empty(len(inside), ds.dtype)
-        if len(inside):
-            space = ds.id.get_space()
-            space.select_elements(inside.reshape(-1, 1).astype(np.uint64))
-            ds.id.read(h5s.create_simple((len(inside),)), space, values)
-        if len(inside) < len(rows):
-            pad = np.full(len(rows) - len(inside), derived_fill(ds.dtype), ds.dtype)
-            values = np.concatenate([values, pad])
-        return values
+        return read_record_column(self.f, name, rows, self.n, *self._stored)
 
 
 # ------------------------------------------------------------------------------------------------ masks
@@ -200,6 +181,24 @@ def _order(values: np.ndarray, descending: bool) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
+def _top(values: np.ndarray, descending: bool, limit: int | None) -> np.ndarray | None:
+    """The first ``limit`` positions of ``_order(values, descending)`` without sorting every value (a
+    partition finds the candidates, ties included; only they are sorted), for numeric columns; None
+    where the full order is needed (no limit, text, or fewer numbers than ``limit``)."""
+    if limit is None or limit >= len(values) or values.dtype.kind not in "iuf":
+        return None
+    key = values.astype(np.float64)
+    if descending:
+        key = -key
+    finite = ~np.isnan(key)
+    numbers = key[finite]
+    if len(numbers) <= limit:
+        return None
+    kth = np.partition(numbers, limit - 1)[limit - 1] if limit else -np.inf
+    candidates = np.flatnonzero(finite & (key <= kth))
+    return candidates[_order(values[candidates], descending)][:limit]
+
+
 def _output_columns(cols: _Columns, filters: list[Filter], sort: str | None,
                     columns: Sequence[str] | None, ids: bool) -> list[str]:
     if columns is None:
@@ -254,7 +253,9 @@ def query(path: Source, where: Sequence[str | Filter] = (), sort: str | None = N
         rows = np.flatnonzero(mask)
 
         if sort is not None:
-            rows = rows[_order(cols.at(sort, rows), descending)]
+            values = cols.at(sort, rows)
+            top = _top(values, descending, limit)
+            rows = rows[_order(values, descending) if top is None else top]
         if limit is not None:
             rows = rows[:limit]
         order = np.argsort(rows, kind="stable")  # read in row order, put back in the output order

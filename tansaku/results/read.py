@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-from h5py import h5f, h5p
+from h5py import h5f, h5p, h5s
 
 from tansaku.results.errors import RecordNotFoundError, StoreError
+from tansaku.results.ragged import to_fixed
 from tansaku.results.record import STATUS_OK, Record
 from tansaku.results.schema import (
     ATOMS,
@@ -27,6 +28,10 @@ from tansaku.results.schema import (
     SCHEMA_VERSION,
     STATUS_COLUMN,
     STRING_COLUMNS,
+    TEXT,
+    VERSIONS,
+    Layout,
+    layout_of,
 )
 
 if TYPE_CHECKING:
@@ -75,6 +80,7 @@ def open_for_reading(path: str | os.PathLike) -> h5py.File:
     if not os.path.isfile(path):
         what = "is a directory" if os.path.isdir(path) else "does not exist"
         raise StoreError(f"{os.fspath(path)}: {what}, not a tansaku results store")
+    _check_not_truncated(path)
     try:
         fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_reader_access())
     except (OSError, RuntimeError) as exc:
@@ -88,6 +94,17 @@ def open_for_reading(path: str | os.PathLike) -> h5py.File:
             raise damaged(path, exc) from None
         raise
     return f
+
+
+def _check_not_truncated(path: str | os.PathLike) -> None:
+    """HDF5 compares a file's size with the end of its allocated space only when it opens it without
+    SWMR: probe that way (a file a writer has open refuses such an open, which is fine), so that a
+    truncated file is reported as such before anything else is read from it."""
+    try:
+        h5f.open(os.fsencode(path), h5f.ACC_RDONLY, fapl=_reader_access()).close()
+    except (OSError, RuntimeError) as exc:
+        if "truncated file" in str(exc):
+            raise damaged(path, exc) from None
 
 
 def is_hdf5_failure(exc: BaseException) -> bool:
@@ -111,10 +128,18 @@ def check_schema(f: h5py.File) -> None:
     version = f.attrs.get("schema_version")
     if version is None or COMMITTED not in f or RECORDS not in f:
         raise StoreError(f"{f.filename} is not a tansaku results store")
-    if int(version) != SCHEMA_VERSION:
-        raise StoreError(
-            f"{f.filename} has schema version {int(version)}; this tansaku reads version {SCHEMA_VERSION}"
-        )
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise StoreError(f"{f.filename}: damaged: schema_version attribute {version!r} is not a number") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{f.filename} has schema version {version}, newer than this tansaku "
+                         f"(it reads versions {', '.join(map(str, VERSIONS))}): upgrade tansaku to read it")
+    if version not in VERSIONS:
+        raise StoreError(f"{f.filename} has schema version {version}; this tansaku reads versions "
+                         f"{', '.join(map(str, VERSIONS))}")
+    if any(c.name not in f.get(TEXT, {}) for c in layout_of(f).ragged_columns() if c.name in f[RECORDS]):
+        raise StoreError(f"{f.filename}: damaged: a text column of schema version {version} lacks its /{TEXT} buffer")
 
 
 @contextmanager
@@ -144,9 +169,14 @@ def committed_rows(f: h5py.File) -> int:
     """The number of committed rows of an open store (re-read from disk in SWMR mode), checked against
     the length of the columns, so a damaged counter is an error and never a wrong count."""
     n = int(_dataset(f, COMMITTED)[0])
-    rows = _dataset(f, f"{RECORDS}/task_id").shape[0]
+    ids = _dataset(f, f"{RECORDS}/task_id")
+    rows = ids.shape[0]
     if not 0 <= n <= rows:
         raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but the columns hold {rows}")
+    if n and layout_of(f).ragged(RECORD_COLUMN_BY_NAME["task_id"]):  # version 2 extends datasets ahead
+        start, stop = read_points(ids, np.array([n - 1]))[0]
+        if stop <= start:  # a task_id is never empty: row n - 1 was never written
+            raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but row {n - 1} was never written")
     return n
 
 
@@ -157,6 +187,91 @@ def atoms_end(f: h5py.File, n: int) -> int:
     start = _dataset(f, f"{RECORDS}/atom_start")[:n]
     count = _dataset(f, f"{RECORDS}/natoms")[:n]
     return int((start + count).max())
+
+
+def text_end(f: h5py.File, name: str, n: int) -> int:
+    """One past the last byte of ``/text/<name>`` used by rows [0, n): bytes beyond it are free."""
+    if n == 0:
+        return 0
+    # [:n] then [:, 1]: HDF5 2.0 can fail a strided selection ([:n, 1]) of a chunked dataset with
+    # "can't insert duplicate key"
+    return int(_dataset(f, f"{RECORDS}/{name}")[:n][:, 1].max())
+
+
+POINT_READ_FRACTION = 0.5  # read a dataset whole when the selected rows touch more of its chunks
+
+
+def _sparse(rows: np.ndarray, chunk: int, size: int) -> bool:
+    """Whether sorted ``rows`` touch few enough chunks of a dataset of ``size`` rows for a point read."""
+    touched = len(np.unique(rows // chunk))
+    return touched <= POINT_READ_FRACTION * -(-size // chunk)
+
+
+def read_points(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` for sorted, unique ``rows`` inside the dataset, in one HDF5 point selection (reads
+    only the chunks the rows are in; h5py's fancy indexing costs a selection per row)."""
+    tail = ds.shape[1:]
+    values = np.empty((len(rows), *tail), ds.dtype)
+    if len(rows):
+        inner = np.indices(tail).reshape(len(tail), -1).T if tail else np.zeros((1, 0), np.int64)
+        coords = np.hstack([np.repeat(rows, len(inner))[:, None], np.tile(inner, (len(rows), 1))])
+        space = ds.id.get_space()
+        space.select_elements(coords.astype(np.uint64))
+        ds.id.read(h5s.create_simple(values.shape), space, values)
+    return values
+
+
+def _read_at(ds: h5py.Dataset, rows: slice | np.ndarray, n: int) -> np.ndarray:
+    """``ds`` at a slice of, or at sorted unique indices into, its first ``n`` rows."""
+    if isinstance(rows, slice):
+        return ds[rows]
+    if not len(rows):
+        return np.zeros((0, *ds.shape[1:]), ds.dtype)
+    chunk = (ds.chunks or (max(ds.shape[0], 1),))[0]
+    if _sparse(rows, chunk, min(n, ds.shape[0])):
+        return read_points(ds, rows)
+    return ds[: int(rows[-1]) + 1][rows]
+
+
+def read_text(f: h5py.File, name: str, spans: np.ndarray) -> np.ndarray:
+    """The values of ragged text column ``name`` at ``spans`` ([start, stop) rows of ``/records/<name>``)
+    as NUL-padded fixed-width bytes: the buffer's covering range in one read, or only its bytes (one point
+    selection) when they are scattered over few of its chunks."""
+    if not len(spans):
+        return np.zeros(0, "S1")
+    buf = _dataset(f, f"{TEXT}/{name}")
+    start, stop = spans[:, 0], spans[:, 1]
+    lo, hi = int(start.min()), int(stop.max())
+    try:
+        if lo < 0 or hi > buf.shape[0] or np.any(stop < start):
+            raise ValueError("text spans outside their buffer")
+        if len(spans) < 4096 and hi > lo:
+            chunk = buf.chunks[0]
+            touched = np.unique(np.concatenate([start // chunk, (stop - 1) // chunk]))
+            if _sparse(touched * chunk, chunk, hi - lo):
+                lengths = stop - start
+                wanted = np.unique(np.repeat(start, lengths) + np.arange(int(lengths.sum()))
+                                   - np.repeat(np.cumsum(lengths) - lengths, lengths))
+                at = np.searchsorted(wanted, start)  # a value's bytes are consecutive in ``wanted``
+                return to_fixed(read_points(buf, wanted), at, at + lengths)
+        return to_fixed(buf[lo:hi] if hi > lo else np.zeros(0, np.uint8), start - lo, stop - lo)
+    except ValueError:
+        raise StoreError(f"{f.filename}: damaged: /{RECORDS}/{name} points outside /{TEXT}/{name} "
+                         f"({buf.shape[0]} bytes)") from None
+
+
+def read_record_column(f: h5py.File, name: str, rows: slice | np.ndarray, n: int,
+                       layout: Layout | None = None, stored: Container[str] | None = None) -> np.ndarray:
+    """Record column ``name`` at ``rows`` (a slice of the ``n`` committed rows, or sorted unique row
+    numbers), as stored in schema version 1: text as NUL-padded UTF-8 bytes (not decoded). An optional
+    column the file predates reads as its fill value. ``layout`` (``layout_of(f)``) and ``stored`` (the
+    names in ``/records``) spare callers that read many columns looking them up each time."""
+    column = RECORD_COLUMN_BY_NAME[name]
+    if column.optional and name not in (f[RECORDS] if stored is None else stored):
+        count = len(range(*rows.indices(n))) if isinstance(rows, slice) else len(rows)
+        return np.full(count, column.fill, dtype=column.dtype)
+    values = _read_at(_dataset(f, f"{RECORDS}/{name}"), rows, n)
+    return read_text(f, name, values) if (layout or layout_of(f)).ragged(column) else values
 
 
 def _decode(a: np.ndarray) -> np.ndarray:
@@ -269,20 +384,10 @@ def _read_rows(f: h5py.File, names: Iterable[str], rows: slice) -> dict[str, np.
             + (f", derived columns {derived}" if derived else "")
         )
     ordered = sorted(names, key=lambda n: n != STATUS_COLUMN)
-    n = committed_rows(f) if derived or any(RECORD_COLUMN_BY_NAME[k].optional for k in names
-                                           if k in RECORD_COLUMN_BY_NAME) else 0
-    out = {k: _decode(_record_column(f, k, rows, n) if k in RECORD_COLUMN_BY_NAME else _read_derived(f, k, rows, n))
-           for k in ordered}
+    n = committed_rows(f)
+    out = {k: _decode(read_record_column(f, k, rows, n) if k in RECORD_COLUMN_BY_NAME
+                      else _read_derived(f, k, rows, n)) for k in ordered}
     return {k: out[k] for k in names}
-
-
-def _record_column(f: h5py.File, name: str, rows: slice, n: int) -> np.ndarray:
-    """Record column ``name`` at ``rows``; an optional column the file predates reads as its fill value."""
-    column = RECORD_COLUMN_BY_NAME[name]
-    if column.optional and name not in f[RECORDS]:
-        start, stop, _ = rows.indices(n)
-        return np.full(max(0, stop - start), column.fill, dtype=column.dtype)
-    return _dataset(f, f"{RECORDS}/{name}")[rows]
 
 
 def read_columns(source: Source, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:

@@ -20,17 +20,22 @@ import numpy as np
 from tansaku.results.atomic import CREATE_SUFFIX, RECOVER_SUFFIX, fsync_path
 from tansaku.results.derived import copy_derived
 from tansaku.results.errors import StoreError
-from tansaku.results.read import atoms_end, committed_rows, open_for_reading
+from tansaku.results.read import atoms_end, committed_rows, open_for_reading, read_record_column
 from tansaku.results.schema import (
+    ARRAY_COLUMNS,
     ATOM_COLUMNS,
     ATOMS,
     CAMPAIGNS_TABLE,
     COMMITTED,
     RECORD_COLUMNS,
     RECORDS,
+    SCALAR_COLUMNS,
+    STRING_COLUMNS,
     TABLE_TEXT,
+    TEXT,
     TEXT_TABLES,
     create_layout,
+    layout_of,
 )
 from tansaku.results.tables import committed_entries, current_entry, read_entries, text_key
 
@@ -52,21 +57,59 @@ def _copy(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:
 
 
 def _copy_committed(src: h5py.File, dst: h5py.File) -> int:
+    """Copy the committed rows of ``src`` into the empty store ``dst``: verbatim when both have the same
+    schema version, else row by row through the writer of ``dst``'s version (``_convert``)."""
+    if layout_of(src) != layout_of(dst):
+        n = _convert(src, dst)
+        _copy_tables(src, dst)
+        return n
+    layout = layout_of(src)
     n = committed_rows(src)
     m = atoms_end(src, n)
     for group, columns, count in ((RECORDS, RECORD_COLUMNS, n), (ATOMS, ATOM_COLUMNS, m)):
         for c in columns:
+            out = dst[f"{group}/{c.name}"]
             if c.optional and c.name not in src[group]:  # a file from before the column existed
-                dst[f"{group}/{c.name}"].resize(count, axis=0)
-                if count:
-                    dst[f"{group}/{c.name}"][:] = np.full(count, c.fill, dtype=c.dtype)
+                out.resize(count, axis=0)
+                if count:  # text spans [0, 0) are "", as is a fixed-width b""
+                    out[:] = np.zeros(out.shape, out.dtype) if layout.ragged(c) else np.full(count, c.fill, c.dtype)
                 continue
             ds = src[f"{group}/{c.name}"]
             if ds.shape[0] < count:
                 raise StoreError(f"{src.filename}: {group}/{c.name} has {ds.shape[0]} entries, {count} committed")
-            _copy(ds, dst[f"{group}/{c.name}"], count)
+            _copy(ds, out, count)
+            if group == RECORDS and layout.ragged(c):  # through the same handle: refreshing a second one
+                end = int(ds[:count][:, 1].max()) if count else 0  # breaks SWMR reads (h5py #2803)
+                _copy(src[f"{TEXT}/{c.name}"], dst[f"{TEXT}/{c.name}"], end)
     dst[COMMITTED][0] = n
     _copy_tables(src, dst)
+    return n
+
+
+def _convert(src: h5py.File, dst: h5py.File) -> int:
+    """Copy the committed rows of ``src`` into ``dst`` of another schema version, COPY_BLOCK rows at a
+    time: read as version 1 columns, packed into a Batch and placed by ``dst``'s Writer."""
+    from tansaku.results.pack import Batch
+    from tansaku.results.ragged import from_fixed
+    from tansaku.results.writer import Writer
+
+    n = committed_rows(src)
+    writer = Writer(dst, 0, grow=False)
+    for a in range(0, n, COPY_BLOCK):
+        rows = slice(a, min(a + COPY_BLOCK, n))
+        values = {c.name: read_record_column(src, c.name, rows, n) for c in RECORD_COLUMNS}
+        start, count = values["atom_start"].astype(np.int64), values["natoms"].astype(np.int64)
+        lo, hi = (int(start.min()), int((start + count).max())) if len(start) else (0, 0)
+        index = np.repeat(start - lo, count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        atoms = {c.name: src[f"{ATOMS}/{c.name}"][lo:hi][index] for c in ATOM_COLUMNS}
+        batch = Batch(
+            task_ids=[],
+            rows={c.name: values[c.name] for c in SCALAR_COLUMNS + ARRAY_COLUMNS} | {"natoms": values["natoms"]},
+            atoms=atoms,
+            text={c.name: from_fixed(values[c.name]) for c in STRING_COLUMNS},
+        )
+        writer.write_rows(rows.start, writer.place(batch))
+    dst[COMMITTED][0] = n
     return n
 
 

@@ -2,6 +2,13 @@
 
 See docs/hdf5_schema.md for the reader-facing description. Any change here that alters what is on
 disk must bump ``SCHEMA_VERSION``.
+
+Two versions exist. Version 1 stores every text column fixed-width (NUL-padded) and every dataset in
+4 kB shuffled+gzipped chunks. Version 2 (written by default) stores text columns as one UTF-8 byte
+buffer per column (``/text/<name>``) plus a ``[start, stop)`` span per row (``/records/<name>``), keeps
+one-value-per-row numbers (and ``status``) unfiltered in 64 kB chunks, and compresses the rest (atoms,
+spans, buffers, cells...) with shuffle + gzip level 1 in larger chunks. A version-1 file stays version 1
+(read, appended and rewritten in its own layout) until ``upgrade`` (tansaku/results/upgrade.py).
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what new stores are written in
+VERSIONS = (1, 2)  # what this code reads and appends to
 
 RECORDS = "records"  # group: one dataset per per-record column, first axis = row
 ATOMS = "atoms"  # group: concatenated per-atom arrays, first axis = atom
+TEXT = "text"  # group (version 2): the UTF-8 bytes of each ragged text column, concatenated
 COMMITTED = "committed"  # (1,) int64: rows [0, committed) are valid; everything beyond is garbage
 
 COMPRESSION_LEVEL = 4
@@ -54,9 +63,18 @@ class Column:
         return int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
 
     @property
+    def is_text(self) -> bool:
+        return self.dtype.kind == "S"
+
+    @property
     def chunk_rows(self) -> int:
-        rows = max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, self.row_bytes))
-        return 1 << (rows.bit_length() - 1)  # power of two
+        return _rows(CHUNK_BYTES, self.row_bytes)
+
+
+def _rows(chunk_bytes: int, row_bytes: int) -> int:
+    """Rows of ``row_bytes`` in a chunk of about ``chunk_bytes`` (a power of two, at least MIN_CHUNK_ROWS)."""
+    rows = max(MIN_CHUNK_ROWS, chunk_bytes // max(1, row_bytes))
+    return 1 << (rows.bit_length() - 1)
 
 
 def _s(name: str, width: int, description: str, truncate: bool = False, optional: bool = False) -> Column:
@@ -189,12 +207,12 @@ def encode_str(text: str, column: Column) -> bytes:
     return cut + mark
 
 
-def new_file_attrs(campaign_text: str) -> dict[str, object]:
+def new_file_attrs(campaign_text: str, version: int = SCHEMA_VERSION) -> dict[str, object]:
     """The file attributes of a freshly created store."""
     from tansaku import __version__
 
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": version,
         "tansaku_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "campaign": campaign_text,
@@ -202,31 +220,121 @@ def new_file_attrs(campaign_text: str) -> dict[str, object]:
     }
 
 
-def _create_appendable(group: h5py.Group, c: Column) -> h5py.Dataset:
-    """An empty, extendable, chunked, shuffled+gzipped dataset (low-level API: h5py's create_dataset
-    would pick its own chunk shape)."""
+# ------------------------------------------------------------------------------------------- layouts
+
+# Version 2. Unfiltered chunks are rewritten in place by a flush (no SWMR leak) and read fastest, so the
+# queried one-value-per-row columns stay unfiltered; compressed chunks are rewritten elsewhere on each
+# flush while partly filled, so they are sized to a few appends of a few hundred records.
+V2_FIXED_TEXT = frozenset({"status", "kind"})  # short, from a closed set: fixed-width as in version 1
+# Chunk sizes (uncompressed) are a compromise between reading a few scattered rows (a query's top
+# rows: each touched chunk is read and inflated whole) and reading whole columns (per-chunk overhead).
+V2_PLAIN_BYTES = 1 << 15  # unfiltered chunks of one-value-per-row columns
+V2_SPAN_BYTES = 1 << 13  # compressed chunks of text spans (512 rows)
+V2_PACKED_BYTES = 1 << 15  # compressed chunks of the other /records datasets (cell, stress, pbc, kind)
+V2_TEXT_BYTES = 1 << 12  # compressed chunks of /text buffers
+V2_ATOM_BYTES = 1 << 17  # compressed chunks of /atoms
+V2_LEVEL = 1  # gzip level: as small as level 4 on these columns, ~2x faster to write
+SPAN = np.dtype("<i8")  # a ragged text value: [start, stop) in its /text buffer, shape (2,)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """How one dataset is stored: element dtype, shape after the first axis, chunk rows, gzip level
+    (0: unfiltered) and whether the shuffle filter precedes gzip."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    chunk_rows: int
+    level: int
+    shuffle: bool = True
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The on-disk layout of one schema version (see the module docstring)."""
+
+    version: int
+
+    def ragged(self, c: Column) -> bool:
+        """Whether text column ``c`` is a span into ``/text/<name>`` (else fixed-width bytes)."""
+        return self.version >= 2 and c.is_text and c.name not in V2_FIXED_TEXT
+
+    def record(self, c: Column) -> Stored:
+        if self.version == 1:
+            return Stored(c.dtype, c.shape, c.chunk_rows, COMPRESSION_LEVEL)
+        if self.ragged(c):
+            return Stored(SPAN, (2,), _rows(V2_SPAN_BYTES, 2 * SPAN.itemsize), V2_LEVEL)
+        if not c.shape and c.name != "kind":
+            return Stored(c.dtype, (), _rows(V2_PLAIN_BYTES, c.row_bytes), 0)
+        return Stored(c.dtype, c.shape, _rows(V2_PACKED_BYTES, c.row_bytes), V2_LEVEL)
+
+    def atom(self, c: Column) -> Stored:
+        if self.version == 1:
+            return Stored(c.dtype, c.shape, c.chunk_rows, COMPRESSION_LEVEL)
+        return Stored(c.dtype, c.shape, _rows(V2_ATOM_BYTES, c.row_bytes), V2_LEVEL)
+
+    @staticmethod
+    def text() -> Stored:
+        return Stored(np.dtype(np.uint8), (), V2_TEXT_BYTES, V2_LEVEL, shuffle=False)
+
+    def ragged_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in RECORD_COLUMNS if self.ragged(c))
+
+
+LAYOUTS = {v: Layout(v) for v in VERSIONS}
+
+
+def layout_of(f: h5py.File) -> Layout:
+    """The layout of an open store whose version ``check_schema`` (read.py) accepted."""
+    return LAYOUTS[int(f.attrs["schema_version"])]
+
+
+def _create_appendable(group: h5py.Group, name: str, stored: Stored) -> h5py.Dataset:
+    """An empty, extendable, chunked dataset, shuffled+gzipped unless ``stored.level`` is 0 (low-level
+    API: h5py's create_dataset would pick its own chunk shape)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_chunk((c.chunk_rows, *c.shape))
-    dcpl.set_shuffle()
-    dcpl.set_deflate(COMPRESSION_LEVEL)
-    space = h5py.h5s.create_simple((0, *c.shape), (h5py.h5s.UNLIMITED, *c.shape))
-    tid = h5py.h5t.py_create(c.dtype, logical=True)
-    h5py.h5d.create(group.id, c.name.encode(), tid, space, dcpl=dcpl)
-    return group[c.name]
+    dcpl.set_chunk((stored.chunk_rows, *stored.shape))
+    if stored.level:
+        if stored.shuffle:
+            dcpl.set_shuffle()
+        dcpl.set_deflate(stored.level)
+    space = h5py.h5s.create_simple((0, *stored.shape), (h5py.h5s.UNLIMITED, *stored.shape))
+    tid = h5py.h5t.py_create(stored.dtype, logical=True)
+    h5py.h5d.create(group.id, name.encode(), tid, space, dcpl=dcpl)
+    return group[name]
+
+
+def create_column(f: h5py.File, layout: Layout, group: str, c: Column) -> None:
+    """Create the (empty) dataset(s) of column ``c`` of ``group`` (RECORDS or ATOMS) in ``f``: for a
+    ragged text column also its ``/text`` buffer."""
+    stored = layout.record(c) if group == RECORDS else layout.atom(c)
+    ds = _create_appendable(f.require_group(group), c.name, stored)
+    if c.units:
+        ds.attrs["units"] = c.units
+    ds.attrs["description"] = c.description
+    if group == RECORDS and layout.ragged(c):
+        ds.attrs["text"] = f"/{TEXT}/{c.name}"
+        _create_appendable(f.require_group(TEXT), c.name, layout.text()).attrs["description"] = (
+            f"UTF-8 bytes of column {c.name}, concatenated; row i is [start, stop) = /{RECORDS}/{c.name}[i]")
 
 
 def _create_columns(group: h5py.Group, columns: tuple[Column, ...]) -> None:
+    """The datasets of a text table (small: stored as in schema version 1, whatever the file's version)."""
     for c in columns:
-        ds = _create_appendable(group, c)
+        ds = _create_appendable(group, c.name, Stored(c.dtype, c.shape, c.chunk_rows, COMPRESSION_LEVEL))
         if c.units:
             ds.attrs["units"] = c.units
         ds.attrs["description"] = c.description
 
 
 def create_layout(f: h5py.File, attrs: dict[str, object]) -> None:
-    """Create every group and (empty) dataset of the schema in ``f`` and set the file ``attrs``."""
+    """Create every group and (empty) dataset of the schema version ``attrs["schema_version"]`` in ``f``
+    and set the file ``attrs``."""
+    layout = LAYOUTS[int(attrs["schema_version"])]
     for group, columns in ((RECORDS, RECORD_COLUMNS), (ATOMS, ATOM_COLUMNS)):
-        _create_columns(f.create_group(group), columns)
+        f.create_group(group)
+        for c in columns:
+            create_column(f, layout, group, c)
     ds = f.create_dataset(COMMITTED, data=np.zeros(1, np.int64))
     ds.attrs["description"] = "number of committed rows; rows at or beyond it are not valid"
     for table in TEXT_TABLES:

@@ -3,8 +3,10 @@
 Commit protocol (docs/hdf5_schema.md): a batch's atoms and rows are written beyond the committed end
 and flushed, then ``/committed`` is raised and flushed again. Readers only look at rows [0, committed),
 so a kill at any moment leaves every committed row intact; rows beyond it are overwritten later.
-A stored "failed" row is rewritten in place: its new atoms go to the end of /atoms, its columns are
-written and flushed with the status column last, so until the rewrite is complete the row reads "failed".
+A stored "failed" row is rewritten in place: its new atoms (and, in schema version 2, its text) go to the
+end of their datasets, its columns are written and flushed with the status column last, so until the
+rewrite is complete the row reads "failed". Where rows, atoms and text go is writer.Writer's job, in the
+file's own schema version; ``upgrade`` converts a version-1 file.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from types import TracebackType
 
 import h5py
 import numpy as np
-from h5py import h5f, h5p, h5s
+from h5py import h5f, h5p
 
 from tansaku.results.derived import remove_derived, remove_stale_derived_temporary
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
-from tansaku.results.pack import pack
-from tansaku.results.read import atoms_end, check_schema, committed_rows, damaged, read_columns
+from tansaku.results.pack import Batch, pack
+from tansaku.results.read import check_schema, committed_rows, damaged, open_for_reading, read_columns
 from tansaku.results.record import STATUS_OK, Record
 from tansaku.results.recover import (
     is_crashed_writer_error,
@@ -33,12 +35,9 @@ from tansaku.results.recover import (
     write_new_file,
 )
 from tansaku.results.schema import (
-    ATOM_COLUMNS,
-    ATOMS,
     CAMPAIGNS_TABLE,
     COMMITTED,
-    RECORD_COLUMNS,
-    RECORDS,
+    SCHEMA_VERSION,
     SETTINGS_TABLE,
     STATUS_COLUMN,
     TABLE_TEXT,
@@ -48,6 +47,7 @@ from tansaku.results.schema import (
     new_file_attrs,
 )
 from tansaku.results.tables import committed_entries, current_entry, read_entries, text_key
+from tansaku.results.writer import ColumnWriter, Writer
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +72,14 @@ def _open_swmr_writer(path: Path) -> h5py.File:
     return h5py.File(fid)
 
 
-class _Column:
-    """A dataset written through the low-level API, its shape and dtype cached: h5py's ``ds[a:b] = v``
-    and ``ds.shape`` cost ~0.1 ms of Python per call, most of a one-record append."""
-
-    def __init__(self, ds: h5py.Dataset) -> None:
-        self.ds, self.length, self.tail, self.dtype = ds, ds.shape[0], ds.shape[1:], ds.dtype
-
-    def write(self, start: int, values: np.ndarray) -> None:
-        """Write ``values`` at rows [start, start + len(values)), extending the dataset if needed."""
-        if not len(values):
-            return
-        end = start + len(values)
-        if self.length < end:  # it may be longer: rows left beyond the committed ones by a crash
-            self.ds.id.set_extent((end, *self.tail))
-            self.length = end
-        values = np.ascontiguousarray(values, dtype=self.dtype)
-        fspace = self.ds.id.get_space()
-        fspace.select_hyperslab((start,) + (0,) * len(self.tail), values.shape)
-        self.ds.id.write(h5s.create_simple(values.shape), fspace, values)
-
-
 class _TableWriter:
     """Appends entries to one text table (schema.TextTable) of the open store, in SWMR mode: ``write``
     puts entries beyond the committed ones, ``commit`` raises the counter (the caller flushes between)."""
 
     def __init__(self, h5: h5py.File, table: TextTable) -> None:
         group = h5[table.name]
-        self.cols = {c.name: _Column(group[c.name]) for c in table.columns}
-        self.text = _Column(group[TABLE_TEXT.name])
+        self.cols = {c.name: ColumnWriter(group[c.name]) for c in table.columns}
+        self.text = ColumnWriter(group[TABLE_TEXT.name])
         self.counter = group[COMMITTED]
         self.entries = read_entries(h5, table)
         self.n = committed_entries(h5, table)
@@ -137,11 +116,10 @@ class Store:
         self.path = path
         self._f = h5
         self._lock = lock
-        self._rec = {c.name: _Column(h5[f"{RECORDS}/{c.name}"]) for c in RECORD_COLUMNS}
-        self._atoms = {c.name: _Column(h5[f"{ATOMS}/{c.name}"]) for c in ATOM_COLUMNS}
         self._committed = h5[COMMITTED]
         self._n = committed_rows(h5)
-        self._atoms_end = atoms_end(h5, self._n)
+        self._writer = Writer(h5, self._n)
+        self._rec = self._writer.rec
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
         self._index: dict[str, tuple[int, str]] = {
             t: (row, s) for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
@@ -206,14 +184,9 @@ class Store:
             table.commit()
         self._f.flush()
 
-    def _new_settings(self, records: Sequence[Record]) -> list[tuple[str, str, dict[str, float]]]:
-        """(settings_id, settings JSON, {}) of the records' settings not in /settings yet."""
-        new: dict[str, str] = {}
-        for r in records:
-            sid = r.settings_id
-            if sid and sid not in self._settings.row and sid not in new and r.settings:
-                new[sid] = r.settings
-        return [(k, v, {}) for k, v in new.items()]
+    def _new_settings(self, batch: Batch) -> list[tuple[str, str, dict[str, float]]]:
+        """(settings_id, settings JSON, {}) of the batch's settings not in /settings yet."""
+        return [(k, v, {}) for k, v in batch.settings.items() if k not in self._settings.row]
 
     def append(self, records: Sequence[Record]) -> None:
         """Write and commit ``records`` as one batch; all or nothing.
@@ -222,9 +195,17 @@ class Store:
         any invalid record (naming its task_id and field) -- in both cases before anything is written.
         """
         self._check_open()
-        batch = pack(records)
+        self.append_packed(pack(records))
+
+    def append_packed(self, batch: Batch) -> None:
+        """``append`` of records already validated and packed by ``tansaku.results.pack.pack`` (so that
+        packing can happen elsewhere, e.g. while the previous batch is written)."""
+        self._check_open()
         new, redo, redo_rows = [], [], []
-        for i, tid in enumerate(batch.task_ids):
+        ids = batch.task_ids
+        if self._index.keys().isdisjoint(ids):  # the usual case, without a Python step per record
+            new = list(range(len(ids)))
+        for i, tid in enumerate(() if new else ids):
             hit = self._index.get(tid)
             if hit is None:
                 new.append(i)
@@ -235,24 +216,16 @@ class Store:
                 redo_rows.append(hit[0])
         if not len(batch):
             return
-        settings = self._new_settings(records)
+        settings = self._new_settings(batch)
         if settings:  # entries before the rows that point at them (committed by their own counter first)
             self._settings.write(settings)
             self._f.flush()
             self._settings.commit()
 
-        counts = batch.rows["natoms"]
-        a0, total = self._atoms_end, int(counts.sum())
-        self._atoms_end = a0 + total  # never hand these atoms out again, even if this append fails
-        for name, col in self._atoms.items():
-            col.write(a0, batch.atoms[name])
-        rows = {**batch.rows, "atom_start": a0 + np.cumsum(counts) - counts}
-
+        rows = self._writer.place(batch)
         n0, k = self._n, len(new)
         if k:
-            take = np.asarray(new)
-            for name, col in self._rec.items():
-                col.write(n0, rows[name][take])
+            self._writer.write_rows(n0, rows if k == len(batch) else {n: v[new] for n, v in rows.items()})
         if redo:
             self._f.flush()  # the new atoms exist before any committed row points at them
             order = np.argsort(redo_rows)
@@ -267,11 +240,14 @@ class Store:
         self._f.flush()
 
         self._n = n0 + k
-        status = rows[STATUS_COLUMN]
+        status = np.char.decode(rows[STATUS_COLUMN], "utf-8").tolist()
+        if k == len(ids):
+            self._index.update(zip(ids, zip(range(n0, n0 + k), status)))
+            return
         for j, i in enumerate(new):
-            self._index[batch.task_ids[i]] = (n0 + j, status[i].decode())
+            self._index[ids[i]] = (n0 + j, status[i])
         for i, row in zip(redo, redo_rows):
-            self._index[batch.task_ids[i]] = (row, status[i].decode())
+            self._index[ids[i]] = (row, status[i])
 
     def statuses(self) -> dict[str, str]:
         """task_id -> status ("ok" | "failed") of every committed row, for resuming a campaign."""
@@ -296,7 +272,7 @@ class Store:
         if self.closed:
             return
         try:
-            live = sum(col.ds.id.get_storage_size() for col in (*self._rec.values(), *self._atoms.values()))
+            live = self._writer.storage_size()
             self._f.close()
             if compact or (compact is None and self.path.stat().st_size > 2 * live + COMPACT_SLACK):
                 try:
@@ -316,3 +292,23 @@ class Store:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def upgrade(path: str | os.PathLike) -> tuple[int, int, int]:
+    """Rewrite the store at ``path`` in the current schema version (``SCHEMA_VERSION``), by the same
+    atomic copy as crash recovery, under the writer lock (StoreLockedError while a run writes it); the
+    side file of derived columns still applies. Returns (old version, new version, rows). A store already
+    in the current version is left as it is."""
+    path = Path(path)
+    open_for_reading(path).close()  # a missing, damaged or newer file: its error, before any lock file
+    lock = WriterLock(path)
+    lock.acquire()
+    try:
+        remove_stale_temporaries(path)
+        with open_for_reading(path) as f:
+            version, rows = int(f.attrs["schema_version"]), committed_rows(f)
+        if version != SCHEMA_VERSION:
+            rows = rewrite(path, {"schema_version": SCHEMA_VERSION})
+        return version, SCHEMA_VERSION, rows
+    finally:
+        lock.release()

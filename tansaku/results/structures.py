@@ -7,8 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tansaku.results.read import Source, _dataset, _reading, committed_rows, find_row, record_at
-from tansaku.results.schema import RECORDS
+from tansaku.results.read import Source, _reading, committed_rows, find_row, read_record_column, record_at
 
 KINDS = ("ase", "pymatgen")
 
@@ -19,7 +18,7 @@ def rows_of(source: Source, keys: Iterable[str]) -> list[int]:
     keys = list(keys)
     with _reading(source) as f:
         n = committed_rows(f)
-        ids = _dataset(f, f"{RECORDS}/task_id")[:n]
+        ids = read_record_column(f, "task_id", slice(0, n), n)
         wanted = [k.encode("utf-8") for k in keys]
         if len(wanted) <= 64:  # a vectorised comparison per key
             hits = [np.flatnonzero(ids == b) for b in wanted]

@@ -14,7 +14,13 @@ import h5py
 import numpy as np
 
 from tansaku.results.read import Source, _dataset, _reading
-from tansaku.results.schema import CAMPAIGNS_TABLE, COMMITTED, SETTINGS_TABLE, TABLE_TEXT, TextTable
+from tansaku.results.schema import (
+    CAMPAIGNS_TABLE,
+    COMMITTED,
+    SETTINGS_TABLE,
+    TABLE_TEXT,
+    TextTable,
+)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def mp2020_references(entries: Sequence[ComputedEntry]) -> tuple[list[ComputedEn
     compat = _compatibility(check_potcar=True)
     kept, dropped = [], []
     for entry in entries:
-        copy = ComputedEntry.from_dict(entry.as_dict()) if type(entry) is ComputedEntry else entry.copy()
+        copy = entry.copy()
         copy.energy_adjustments = []
         try:
             with warnings.catch_warnings():
@@ -114,7 +114,7 @@ def mp2020_row_corrections(elements: Sequence[str], counts: np.ndarray, software
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 per_atom[u] = sum(a.value for a in compat.get_adjustments(entry)) / composition.num_atoms
-        except (CompatibilityError, ValueError) as exc:  # noqa: PERF203 - one per composition
+        except (CompatibilityError, ValueError) as exc:
             del exc
             per_atom[u] = np.nan
     out[rows] = per_atom[group.reshape(-1)] * natoms[rows]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import queue
 import signal
-from collections import deque
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol

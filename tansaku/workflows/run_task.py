@@ -184,13 +184,14 @@ def run_tasks(tasks: list[Task], runtime: Runtime | None = None) -> list[Record]
                                   runtime, relax_cell=relax_cell)
         except Exception as exc:  # noqa: BLE001 - the whole group failed (model does not load): each task says why
             results = [exc] * len(members)
+        share = (time.perf_counter() - start) / len(members)  # each structure's part of the batch's time
         for i, result in zip(members, results):
             if isinstance(result, Exception):
                 records[i] = failed_record(tasks[i], f"{type(result).__name__}: {result} (batched relaxation)")
                 records[i].params = _identity(tasks[i])
             else:
                 records[i] = _ok_record(tasks[i], result, "")
-            records[i].wall_time = (time.perf_counter() - start) / len(members)
+            records[i].wall_time = share
     return records  # type: ignore[return-value]
 
 

@@ -12,7 +12,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from tansaku.results import Store
 from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.workflows.campaign import Campaign, Execution
-from tansaku.workflows.executors import Executor, get_executor_spec, make_executor, n_workers
+from tansaku.workflows.executors import (
+    Executor,
+    get_executor_spec,
+    make_executor,
+    n_workers,
+)
 from tansaku.workflows.plan import Plan
 from tansaku.workflows.run_task import work_units
 from tansaku.workflows.sandbox import task_runner
