@@ -224,7 +224,10 @@ class _Sandbox:
         proc.wait()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit builtins may be gone; PDEATHSIG ends the child
+            pass
 
     def run(self, task: Task, runtime: Runtime, timeout: float, spec: bytes) -> Record:
         start = time.perf_counter()
