@@ -5,6 +5,7 @@ sandbox, then resume; nothing stored is lost or duplicated and the file stays re
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fault_injection.py"
 def test_short_fault_injection(capsys) -> None:
     spec = importlib.util.spec_from_file_location("fault_injection", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     code = module.main(["--trials", "2", "--seed", "3", "--executors", "pool", "--targets", "coordinator,sandbox"])
     out = capsys.readouterr().out
