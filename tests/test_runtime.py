@@ -306,3 +306,19 @@ def test_dft_tasks_get_their_runtime_cores_and_ml_tasks_keep_one_thread(tmp_path
             task = make_task(Candidate(bulk("Cu", "fcc", a=3.7), "test"), name, {}, RelaxSettings(steps=2))
             assert run_task(task, Runtime(scratch=tmp_path, cores=2)).status == "ok"
     assert seen == {"dft": {2}, "ml": {1}}
+
+
+def test_run_summary_counts_step_limited_relaxations_not_single_points():
+    """'not converged' in a run summary means a relaxation stopped at its step limit; a single point
+    (0 steps, nothing to converge, as in a funnel's DFT stage) is not counted."""
+    import dataclasses
+
+    from synthetic import synthetic_record
+
+    from tansaku.workflows.runner import RunSummary, _count
+
+    summary = RunSummary()
+    base = synthetic_record(0)
+    for steps, converged in ((0, False), (300, False), (12, True)):
+        _count(summary, dataclasses.replace(base, status="ok", steps=steps, converged=converged))
+    assert (summary.ran, summary.ok, summary.unconverged) == (3, 3, 1)

@@ -167,7 +167,7 @@ def _count(summary: RunSummary, record: Record) -> None:
     summary.ran += 1
     if record.status == STATUS_OK:
         summary.ok += 1
-        summary.unconverged += not record.converged
+        summary.unconverged += record.steps > 0 and not record.converged  # a single point has nothing to converge
     else:
         summary.failed += 1
         summary.failures.append(f"{record.task_id} {record.label}: {record.error}")
