@@ -22,6 +22,7 @@ that was stopped continues.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=2, help="non-FM configurations to compute")
     parser.add_argument("--scratch", type=Path, default=Path("smco5_scratch"))
     parser.add_argument("--rare-earth", choices=sorted(LATTICE), default="Sm")
+    parser.add_argument("--start-scale", type=float, default=1.0,
+                        help="scale the default start moments (Co 5 μB) of every configuration, e.g. 0.3")
     parser.add_argument("--params", type=json.loads, default={}, help="GPAW parameters over the defaults (JSON)")
     args = parser.parse_args()
 
@@ -91,6 +94,7 @@ def main() -> None:
     done = set(read_columns(args.out, ["task_id"])["task_id"].tolist()) if args.out.exists() else set()
     with Store.open(args.out, campaign_text="scripts/magnet/smco5_tc.py") as store:
         for config in chosen_configurations(atoms, args.configs):
+            config = dataclasses.replace(config, magmoms=tuple(args.start_scale * m for m in config.magmoms))
             task = make_task(candidate, "gpaw", params, RelaxSettings(steps=0), configuration=config)
             if task.task_id in done:
                 print(f"{config.name}: stored already")
