@@ -284,9 +284,14 @@ def test_tc_from_a_supercell_configuration_against_fm_in_the_cell(tmp_path):
     two = bulk("Fe", "bcc", a=2.83, cubic=True)
     with Store.open(path, campaign_text="magnetism test") as store:
         store.append([_record("fm", "fe", two, -17.564, [2.1] * 2, "fm"),
-                      _record("uudd", "fe", fe4(), -34.429, [2.09, 2.09, -2.09, -2.09], "ud:uudd@2x1x1")])
+                      _record("uudd", "fe", fe4(), -34.429, [2.09, 2.09, -2.09, -2.09], "ud:uudd@2x1x1"),
+                      # an antiferromagnet (as L10 MnPt): the supercell state is the ground state
+                      _record("fm2", "afm", two, -16.0, [4.0] * 2, "fm"),
+                      _record("ud2", "afm", fe4(), -32.4, [4.0, 4.0, -4.0, -4.0], "ud:uudd@2x1x1")])
     derived, _ = compute_ranking(path, RankingSpec((Objective("mu0_ms", "max", 1.0),)), calculator="gpaw")
-    assert derived["ground_state"].tolist() == [True, False]
+    assert derived["ground_state"].tolist() == [True, False, False, True]
+    assert derived["delta_e_config"][2] == pytest.approx(0.1)  # FM per atom above the AFM ground state
+    assert derived["tc_mean_field"][3] == pytest.approx(2 / 3 * 0.1 * sc.e / sc.k, rel=1e-6)  # ordering estimate
     delta = -34.429 / 4 + 17.564 / 2
     assert derived["delta_e_config"][1] == pytest.approx(delta) and derived["delta_e_afm"][0] == pytest.approx(delta)
     assert derived["tc_mean_field"][0] == pytest.approx(2 / 3 * delta * sc.e / sc.k, rel=1e-6)  # f = 1/2
