@@ -122,6 +122,11 @@ def test_flipped_bond_fraction():
     assert flipped_bond_fraction(fe4(), [2] * 4, [2, 2, -2, -2]) == 0.5  # double layers: as disordered
     assert flipped_bond_fraction(fe4(), [2] * 4, [2, 2, 2, 2]) == 0.0
     assert math.isnan(flipped_bond_fraction(two, [2, 2], [0.0, 0.0]))  # collapsed: nothing to compare
+    # CsCl-like MnNi (the funnel's CHGNet L10 MnNi relaxed to c = a), 2x1x1: in the Mn planes-alternating state
+    # Ni loses its moment, so the Mn-Ni shell says nothing; the Mn-Mn pairs (6 per Mn, the 2 along x flipped) do
+    mnni = Atoms("MnNi", scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5)], cell=[2.92] * 3, pbc=True).repeat((2, 1, 1))
+    assert flipped_bond_fraction(mnni, [3.7, 0.5, 3.7, 0.5], [3.3, 0.0, -3.3, 0.0]) == pytest.approx(1 / 3)
+    assert flipped_bond_fraction(mnni, [3.7, 0.5, 3.7, 0.5], [3.3, 0.5, -3.3, -0.5]) == 0.5  # Mn-Ni shell
 
 
 # ------------------------------------------------------------------ tasks and planning

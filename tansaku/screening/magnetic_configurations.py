@@ -189,13 +189,16 @@ def moment_signs(magmoms: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
 def flipped_bond_fraction(atoms: Atoms, reference_magmoms, magmoms, shell_tolerance: float = 0.1) -> float:
     """Fraction of nearest-neighbour pairs of magnetic sites whose relative alignment differs between two
     collinear states of one cell (e.g. a configuration and the ground state): 1 for the B2 antiferromagnet of
-    bcc Fe against FM, 1/2 for a state as disordered as a random one (nearest neighbours only).  Pairs are
-    those within (1 + ``shell_tolerance``) of the shortest magnetic–magnetic distance, periodic images
-    included; pairs with a vanishing moment in either state are left out.  NaN when no pair is left."""
+    bcc Fe against FM, 1/2 for a state as disordered as a random one (nearest neighbours only).  The sites
+    are those of magnetic elements that carry a moment in both states (a Ni whose moment vanishes between
+    antiparallel Mn neighbours is left out, and the Mn–Mn pairs count); pairs are those within
+    (1 + ``shell_tolerance``) of the shortest distance between such sites, periodic images included.
+    NaN when no pair is left."""
     from ase.neighborlist import neighbor_list
 
-    sites = magnetic_sites(atoms)
     ref, now = moment_signs(reference_magmoms), moment_signs(magmoms)
+    sites = magnetic_sites(atoms)
+    sites = sites[(ref[sites] != 0) & (now[sites] != 0)] if len(sites) else sites
     if len(sites) == 0:
         return float("nan")
     cutoff = 1.5 * (atoms.get_volume() / len(atoms)) ** (1 / 3) * 2
@@ -206,7 +209,4 @@ def flipped_bond_fraction(atoms: Atoms, reference_magmoms, magmoms, shell_tolera
         return float("nan")
     shell = d <= d.min() * (1 + shell_tolerance)
     i, j = i[shell], j[shell]
-    keep = (ref[i] * ref[j] != 0) & (now[i] * now[j] != 0)
-    if not keep.any():
-        return float("nan")
-    return float(np.mean(ref[i][keep] * ref[j][keep] != now[i][keep] * now[j][keep]))
+    return float(np.mean(ref[i] * ref[j] != now[i] * now[j]))
