@@ -105,13 +105,16 @@ def _victim(coordinator: int, target: str, rng: random.Random) -> int | None:
     """The pid to kill: the coordinator, a worker process, or a task sandbox (its children's children)."""
     import psutil
 
+    from tansaku.hpc.orphans import process_name
+    from tansaku.workflows.sandbox import SANDBOX_NAME
+
     if target == "coordinator":
         return coordinator
     try:
         tree = psutil.Process(coordinator).children(recursive=True)
     except psutil.NoSuchProcess:
         return None
-    sandboxes = [p for p in tree if "tansaku.workflows.sandbox" in " ".join(_cmdline(p))]
+    sandboxes = [p for p in tree if process_name(p.pid) == SANDBOX_NAME]  # forked or started with python -m
     workers = [p for p in tree if p not in sandboxes and "python" in (_cmdline(p) or [""])[0]
                and any(c.pid in {s.pid for s in sandboxes} for c in _children(p))]
     pool = sandboxes if target == "sandbox" else workers

@@ -58,6 +58,13 @@ def tasks_to_run(tasks: Sequence[Task], statuses: dict[str, str], rerun_failed: 
     return todo
 
 
+def longest_first(tasks: Sequence[Task]) -> list[Task]:
+    """``tasks`` by decreasing expected cost, the number of atoms (stable: plan order among equals). On W
+    workers the last tasks handed out are then the shortest, so no worker runs on long after the others
+    have finished (the tail of a parallel run is at most one short task)."""
+    return sorted(tasks, key=lambda task: -len(task.atoms))
+
+
 class _BatchWriter:
     """Buffers records and appends them when the batch is full or the oldest waited too long."""
 
@@ -110,7 +117,7 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
             units: list = todo
             if executor is None:  # ours: ML tasks go out in batches when the runtime has a batch_size
                 runtime = campaign.calculator.runtime
-                units = work_units(todo, runtime, _parallel_workers(campaign.execution))
+                units = work_units(longest_first(todo), runtime, _parallel_workers(campaign.execution))
                 executor = make_executor(campaign.execution.executor, campaign.execution.options, task_runner(campaign),
                                          scheduler=campaign.scheduler)
             store_records(store, executor, units, summary, campaign.execution, campaign.name, console, show_progress,
