@@ -168,12 +168,20 @@ def dask_executor(workers: int, run: TaskRunner = run_task, address: str | None 
 def _pool_initializer(threads: int) -> None:
     """In each pool process: BLAS/torch pinned; SIGINT and SIGTERM ignored (the parent decides when the
     pool stops: a batch system signals the whole process group, and a task killed that way must not be
-    stored as failed); SIGKILL when the forkserver, its parent, ends (it ends with the coordinator: a
-    ``kill -9`` of the coordinator leaves no idle worker, nor the sandboxes that die with the workers)."""
+    stored as failed); SIGKILL when the forkserver, its parent, ends. The forkserver ends when the last
+    holder of its "alive" pipe closes it; multiprocessing hands that pipe to every worker too (so that a
+    worker may start processes of its own through it), which kept the forkserver, and so the workers, alive
+    after a ``kill -9`` of the coordinator. Each worker closes its copy: the coordinator's death then ends
+    the forkserver, the workers (PR_SET_PDEATHSIG) and their task sandboxes (which die with the workers)."""
     import signal
+    from multiprocessing import forkserver
 
     from tansaku.hpc.orphans import die_with_parent
 
+    server = forkserver._forkserver
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
