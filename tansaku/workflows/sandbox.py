@@ -1,9 +1,13 @@
 """Faults inside tasks: a per-task timeout that really stops the work, and a retry policy.
 
 ``TaskGuard`` is the task runner the executors get (``[execution] task_timeout`` and ``retry``). With a
-timeout it runs each task in a *sandbox*: a child Python process (one per worker thread, started once
-and reused, so the per-task cost is one pickled task and one pickled record through a pipe) that the
-worker can kill. Python-level alarms cannot interrupt a numba loop, a torch kernel or a stuck C
+timeout it runs each task in a *sandbox*: a child process (one per worker thread, started once and
+reused, so the per-task cost is one pickled task and one pickled record through a pipe) that the
+worker can kill. A single-threaded worker (a pool worker: ``hpc.orphans.fork_safe``) forks it, so it
+starts in milliseconds with everything the worker imported; elsewhere (Dask workers, the serial
+executor's thread) it is a fresh ``python -m tansaku.workflows.sandbox`` (~1-3 s of imports, once per
+worker thread, not counted in any task's time). A batched ML unit (``TaskBatch``) runs in the sandbox too,
+with the timeout of its tasks together. Python-level alarms cannot interrupt a numba loop, a torch kernel or a stuck C
 library; a killed process always stops. When a task runs past the timeout the sandbox's process group
 is killed with SIGKILL, and so is the process group of an external code it launched (DFT codes run in
 their own session, calculators/process.py, which writes its group id where the guard finds it); the
@@ -101,14 +105,20 @@ class TaskGuard:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __call__(self, task: Task | TaskBatch) -> Record | list[Record]:
-        if isinstance(task, TaskBatch):  # batched ML relaxation ([calculator.runtime] batch_size): in process
-            return run_batch(task, self.runtime)
-        attempts: list[dict] = []
+        if isinstance(task, TaskBatch):
+            return self._batch(task)
+        return self._task(task)
+
+    def _task(self, task: Task, attempts: list[dict] | None = None) -> Record:
+        attempts = list(attempts or [])
         while True:
             start = time.time()
             spec = _portable_spec(task.calculator) if self.timeout > 0 else None
-            record = _sandbox().run(task, self.runtime, self.timeout, spec) if spec is not None \
-                else _run_in_process(task, self.runtime)
+            if spec is None:
+                record = _run_in_process(task, self.runtime)
+            else:
+                result = _sandbox().run(task, self.runtime, self.timeout, spec)
+                record = result.record(task) if isinstance(result, _Failure) else result
             if record.status != STATUS_FAILED and not attempts:
                 return record
             kind = failure_kind(record) if record.status == STATUS_FAILED else ""
@@ -118,8 +128,43 @@ class TaskGuard:
                 if kind and attempts:
                     record.error += f" (attempt {len(attempts) + 1}; retry policy: max {self.retry.max})"
                 return record
-            attempts.append({"attempt": len(attempts) + 1, "failure": kind, "error": record.error[:300],
-                             "seconds": round(time.time() - start, 2), "correction": {"retry": True}})
+            attempts.append(_attempt(len(attempts) + 1, kind, record.error, time.time() - start, {"retry": True}))
+
+    def _batch(self, batch: TaskBatch) -> list[Record]:
+        """A batched ML relaxation ([calculator.runtime] batch_size) in the sandbox, with the timeout of
+        its tasks together (``timeout`` x tasks in the batch). A batch whose sandbox is killed or dies
+        fails as a whole; when the retry policy covers that kind, its tasks then run again one by one
+        (each with the task timeout), so the one that kills its process is found and the others are kept."""
+        spec = _portable_spec(batch.tasks[0].calculator) if self.timeout > 0 else None
+        if spec is None:  # no timeout, or a calculator that cannot travel: in this process
+            return run_batch(batch, self.runtime)
+        start = time.time()
+        result = _sandbox().run(batch, self.runtime, self.timeout * len(batch.tasks), spec)
+        if not isinstance(result, _Failure):
+            return result
+        if result.kind in self.retry.on and self.retry.max > 0:
+            first = _attempt(1, result.kind, f"{result.error} (in a batch of {len(batch.tasks)})",
+                             time.time() - start, {"retry": "alone"})
+            return [self._task(task, [first]) for task in batch.tasks]
+        return [result.record(task) for task in batch.tasks]
+
+
+def _attempt(number: int, kind: str, error: str, seconds: float, correction: dict | None) -> dict:
+    """One entry of a record's ``history``: a failed attempt and what was done about it."""
+    return {"attempt": number, "failure": kind, "error": error[:300], "seconds": round(seconds, 2),
+            "correction": correction}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A sandbox that was killed at its timeout or died: ``kind`` ("timeout"/"killed") and why."""
+
+    kind: str
+    error: str
+    seconds: float
+
+    def record(self, task: Task) -> Record:
+        return _failed(task, self.kind, self.error, self.seconds)
 
 
 def _merge_history(attempts: list[dict], history: str) -> str:
@@ -138,8 +183,7 @@ def _failed(task: Task, kind: str, error: str, seconds: float) -> Record:
     from tansaku.workflows.run_task import failed_record
 
     record = failed_record(task, error)
-    record.history = json.dumps([{"attempt": 1, "failure": kind, "error": error[:300], "seconds": round(seconds, 2),
-                                  "correction": None}], separators=(",", ":"))
+    record.history = json.dumps([_attempt(1, kind, error, seconds, None)], separators=(",", ":"))
     record.wall_time = seconds
     return record
 
@@ -300,12 +344,15 @@ class _Sandbox:
         except Exception:  # noqa: BLE001 - at interpreter exit builtins may be gone; PDEATHSIG ends the child
             pass
 
-    def run(self, task: Task, runtime: Runtime, timeout: float, spec: bytes) -> Record:
+    def run(self, work: Task | TaskBatch, runtime: Runtime, timeout: float,
+            spec: bytes) -> Record | list[Record] | _Failure:
+        """``work``'s record (a batch's records) from this sandbox, or the failure that ended it."""
         start = time.perf_counter()
+        what = f"the batch of {len(work.tasks)} tasks was" if isinstance(work, TaskBatch) else "the task was"
         try:
             proc = self._alive()
             start = time.perf_counter()
-            payload = pickle.dumps((task, runtime, None if spec in self.specs else spec),
+            payload = pickle.dumps((work, runtime, None if spec in self.specs else spec),
                                    protocol=pickle.HIGHEST_PROTOCOL)
             self.specs.add(spec)
             proc.stdin.write(_HEADER.pack(len(payload)) + payload)
@@ -313,22 +360,24 @@ class _Sandbox:
             ready, _, _ = select.select([proc.stdout], [], [], timeout)
             if not ready:
                 self.close()
-                return _failed(task, "timeout", f"timeout after {timeout:g} s: the task was killed "
-                                                f"([execution] task_timeout)", time.perf_counter() - start)
+                return _Failure("timeout", f"timeout after {timeout:g} s: {what} killed ([execution] task_timeout"
+                                           f"{f' x {len(work.tasks)}' if isinstance(work, TaskBatch) else ''})",
+                                time.perf_counter() - start)
             header = proc.stdout.read(_HEADER.size)
             if len(header) < _HEADER.size:
                 raise EOFError
-            record = pickle.loads(proc.stdout.read(_HEADER.unpack(header)[0]))
+            result = pickle.loads(proc.stdout.read(_HEADER.unpack(header)[0]))
         except (EOFError, OSError, pickle.UnpicklingError, struct.error):
             proc = self.proc
             if proc is None:
-                return _failed(task, "killed", "killed: the task sandbox did not start", time.perf_counter() - start)
+                return _Failure("killed", "killed: the task sandbox did not start", time.perf_counter() - start)
             code = proc.wait()
             self.close()
             how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
             hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if code == -signal.SIGKILL else ""
-            return _failed(task, "killed", f"killed: the task's process {how}{hint}", time.perf_counter() - start)
-        return record
+            process = "the batch's process" if isinstance(work, TaskBatch) else "the task's process"
+            return _Failure("killed", f"killed: {process} {how}{hint}", time.perf_counter() - start)
+        return result
 
 
 _local = threading.local()
@@ -371,8 +420,8 @@ def _serve(requests, replies, parent: int | None = None) -> None:  # noqa: ANN00
 
             registry.register(pickle.loads(spec))
             registry._cached.cache_clear()  # a calculator of that name built before is not this one
-        record = _run_in_process(task, runtime)
-        payload = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        result = run_batch(task, runtime) if isinstance(task, TaskBatch) else _run_in_process(task, runtime)
+        payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         replies.write(_HEADER.pack(len(payload)) + payload)
         replies.flush()
 
