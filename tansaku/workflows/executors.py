@@ -325,6 +325,7 @@ class ExecutorSpec:
     description: str = ""
     parallel: bool = True  # runs several tasks at once (has a ``workers`` option or ranks)
     uses_scheduler: bool = False  # factory(options, run, scheduler): gets the campaign's [scheduler] settings
+    prepare: Callable[[], object] | None = None  # cheap start-up begun before planning (prepare_executor)
 
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -359,6 +360,14 @@ def n_workers(options: Mapping[str, Any]) -> int:
     return int(options.get("workers") or os.cpu_count() or 1)
 
 
+def prepare_executor(name: str) -> None:
+    """Begin the executor's start-up that needs no tasks (the pool's forkserver and its imports), so that
+    it runs in the background while the campaign is planned; a no-op for executors without one."""
+    spec = _EXECUTORS.get(name)
+    if spec is not None and spec.prepare is not None:
+        spec.prepare()
+
+
 def make_executor(name: str, options: Mapping[str, Any] | None = None, run: TaskRunner = run_task,
                   scheduler: Any = None) -> Executor:
     """The executor called ``name`` with ``options`` (validated [execution] options; missing ones default);
@@ -384,7 +393,8 @@ register_executor(ExecutorSpec(
     "Dask: a LocalCluster started and stopped by tansaku, or an existing scheduler"))
 register_executor(ExecutorSpec(
     "pool", lambda o, run: pool_executor(n_workers(o), run, threads_per_task=o["threads_per_task"]),
-    (WORKERS, THREADS), "local worker processes (no scheduler; what a packed batch job runs)"))
+    (WORKERS, THREADS), "local worker processes (no scheduler; what a packed batch job runs)",
+    prepare=_forkserver_context))
 
 
 def mpi_executor(run: TaskRunner = run_task, heartbeat: float = 1.0) -> Executor:

@@ -17,6 +17,7 @@ from tansaku.workflows.executors import (
     get_executor_spec,
     make_executor,
     n_workers,
+    prepare_executor,
 )
 from tansaku.workflows.plan import Plan
 from tansaku.workflows.run_task import work_units
@@ -188,5 +189,6 @@ def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Consol
 
     if campaign.is_funnel:
         raise ValueError(f"{campaign.source}: a funnel ([[stages]]) runs with tansaku.workflows.funnel.run_funnel")
+    prepare_executor(campaign.execution.executor)  # e.g. the pool's forkserver imports while the plan is made
     plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)
