@@ -94,12 +94,14 @@ class _BatchWriter:
         self.buffer = []
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, show: bool = True) -> Progress:
+    """The progress bar; not shown: no display thread at all (rich redraws a live display 10 times a second,
+    CPU taken from the workers on a small machine), shown: redrawn twice a second."""
     return Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(),  # the name is text, not markup
         TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed, "
                    "{task.fields[rate]:.1f} tasks/min"), TimeElapsedColumn(),
-        console=console, transient=False)
+        console=console, transient=False, disable=not show, refresh_per_second=2)
 
 
 def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = None, rerun_failed: bool = False,
@@ -151,7 +153,7 @@ def store_records(store: Store, executor: Executor, tasks: Iterable[Task], summa
     writer = _BatchWriter(store, summary, execution.batch_size, execution.flush_seconds)
     total = total if total is not None else (len(tasks) if isinstance(tasks, Sized) else None)
     records = executor(iter(tasks))
-    with _progress(console) as progress:
+    with _progress(console, show_progress) as progress:
         bar = progress.add_task(title, total=total, failed=0, rate=0.0, visible=show_progress)
         try:
             for record in records:
