@@ -188,3 +188,28 @@ def test_a_batch_whose_sandbox_dies_runs_again_task_by_task(tmp_path, calculator
     assert ok.status == "ok" and np.isfinite(ok.energy)
     assert json.loads(ok.history)[0]["correction"] == {"retry": "alone"}  # the batch's death is in its history
     assert dead.status == "failed" and failure_kind(dead) == "killed"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_forked_or_spawned_sandbox_is_killed_at_the_timeout(tmp_path, monkeypatch, method) -> None:
+    from tansaku.hpc.orphans import process_name
+    from tansaku.workflows import sandbox
+
+    monkeypatch.setattr(sandbox, "START_METHOD", method)
+    close_sandbox()
+    tasks = make_plan(parse_campaign(SPIN.format(output=tmp_path / "spin.h5", timeout=8), source="spin.toml")).tasks
+    spin, ok = sorted(tasks, key=lambda t: not t.label.startswith("Cu"))  # the spinning Cu cell first
+    guard = TaskGuard(Runtime(), timeout=8, retry=RetryPolicy(max=0))
+    try:
+        record = guard(ok)  # starts the sandbox (a spawned one imports for seconds: not the task's time)
+        box = sandbox._sandbox().proc
+        assert record.status == "ok" and process_name(box.pid) == sandbox.SANDBOX_NAME
+        assert type(box).__name__ == ("_Forked" if method == "fork" else "Popen")
+        start = time.monotonic()
+        record = guard(spin)
+        assert time.monotonic() - start < 60
+        assert record.status == "failed" and record.error.startswith("timeout after 8 s: the task was killed")
+        assert process_name(box.pid) in ("", sandbox.SANDBOX_NAME) and box.poll() is not None  # killed, reaped
+        assert guard(ok).status == "ok"  # a fresh sandbox runs the next task
+    finally:
+        close_sandbox()
