@@ -2,27 +2,35 @@
 quacc + Dask, jobflow ``run_locally`` and ``tansaku run``, side by side in one run.
 
     python -m benchmarks engine [--quick]
-    python benchmarks/bench_engine.py [REPEATS] [--tasks 200] [--workers 2] [--calculator emt] [--chgnet 4]
+    python benchmarks/bench_engine.py [REPEATS] [--tasks 200] [--workers 2] [--calculator emt] [--chgnet 8]
+                                      [--jobflow-tasks 50] [--quacc-repeats 1] [--task-timeout S]
 
 The tasks are the first ``--tasks`` of a real campaign plan (fcc 2x1x1 / L12 / L10 alloys of the EMT
 metals and their elemental references; FIRE + FrechetCellFilter, fmax 0.05 eV/Å, at most 300 steps).
 Every variant relaxes the same structures with the same calculator, one pinned thread per worker:
 
-* plain loop: ASE's FIRE on FrechetCellFilter, one structure after another in this process (the floor);
-* ProcessPool xW: the same function mapped on a ``concurrent.futures`` pool of W processes (start-up timed);
+* plain loop: ASE's FIRE on FrechetCellFilter, one structure after another in this process (the floor;
+  each structure timed, so the floor of any subset is known);
+* ProcessPool xW: the same function mapped on a ``concurrent.futures`` pool of W processes;
 * quacc + Dask xW: quacc's ``relax_job`` (its EMT recipe; for another calculator the same quacc Runner in a
   quacc ``@job``) on a Dask LocalCluster of W workers started in the timing, run by the quacc venv
   (scripts/bench/quacc.sh; the rows are left out, with a note, where it is missing);
-* jobflow run_locally: the same quacc jobs as one jobflow Flow (serial: compared with the plain loop);
+* jobflow run_locally: the same quacc jobs as one jobflow Flow (serial: compared with the plain loop on
+  the first ``--jobflow-tasks`` structures);
 * tansaku run (pool/dask xW): ``execute_plan`` of the plan into a fresh HDF5 store: executor start-up,
-  task hand-out, records and HDF5 appends included.
+  task hand-out, task sandboxes (the default ``task_timeout``), records and HDF5 appends included.
+
+The pool's forkserver (it imports tansaku once; every pool worker is forked from it) is started and timed
+before the variants, which all fork from it, the plain ProcessPool too: ``tansaku run`` starts it while it
+plans, and a second forkserver per variant is not possible in one process. quacc and jobflow run in the
+first ``--quacc-repeats`` repeats only (they are far from tansaku, and they take a third of the time).
 
 Efficiency = (plain loop time / W) / variant time (1.00: no overhead, W-fold parallel); on a machine
 whose cores are busy with other work W processes do not run W-fold, so tansaku is also compared with the
 plain ProcessPool run back to back (the parallel floor under the same load). The last rows give
-tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds the same comparison for N SmFe12 cells
-relaxed with CHGNet for a fixed number of FIRE steps (plain loop vs ``tansaku run`` on the serial executor,
-model loaded beforehand in both).
+tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds N SmFe12 cells relaxed with CHGNet for a
+fixed number of FIRE steps, each side a fresh Python process timed from its start (a plain script vs
+``tansaku run``'s engine on a pool of one worker): both pay the interpreter, torch and the model once.
 """
 
 from __future__ import annotations
@@ -171,7 +179,8 @@ def timed_loop(structures, calculator: str) -> list[float]:
 
 
 def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
-        chgnet: int = 8, task_timeout: float | None = None, jobflow_tasks: int = 50) -> list[Row]:
+        chgnet: int = 8, task_timeout: float | None = None, jobflow_tasks: int = 50,
+        quacc_repeats: int = 1) -> list[Row]:
     from ase.io import write
 
     from tansaku.workflows.executors import _forkserver_context
@@ -197,7 +206,7 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
 
         add("forkserver", forkserver_start())
         context = _forkserver_context()
-        for _ in range(repeats):
+        for repeat in range(repeats):
             per_task = timed_loop(structures, calculator)
             add("loop", sum(per_task))
             times.setdefault("loop-jobflow", []).append(sum(per_task[:jobflow_tasks]))
@@ -207,8 +216,9 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
             add("pool", time.perf_counter() - start)
             add("tansaku-pool", tansaku_run(campaign, plan, "pool", workers, folder / "pool.h5"))
             add("tansaku-dask", tansaku_run(campaign, plan, "dask", workers, folder / "dask.h5"))
-            add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
-            add("jobflow", quacc_run(folder / "jobflow.extxyz", "jobflow", workers, calculator))
+            if repeat < quacc_repeats:  # far from tansaku (see the docstring): fewer repeats keep the run short
+                add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
+                add("jobflow", quacc_run(folder / "jobflow.extxyz", "jobflow", workers, calculator))
 
     case = f"{tasks} {calculator} relaxations"
     floor = [t / workers for t in times["loop"]]
@@ -329,8 +339,9 @@ if __name__ == "__main__":
     parser.add_argument("--calculator", default="emt", help="emt (as the issue measured) or emt-fast")
     parser.add_argument("--chgnet", type=int, default=8, help="SmFe12 cells for the CHGNet row (0: none)")
     parser.add_argument("--jobflow-tasks", type=int, default=50, help="tasks of the (serial) jobflow row")
+    parser.add_argument("--quacc-repeats", type=int, default=1, help="repeats that also run quacc and jobflow")
     parser.add_argument("--task-timeout", type=float, default=None,
                         help="[execution] task_timeout of tansaku run (default: the campaign default; 0: no sandbox)")
     args = parser.parse_args()
     print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout,
-                     args.jobflow_tasks), os.cpu_count() or 1))
+                     args.jobflow_tasks, args.quacc_repeats), os.cpu_count() or 1))
