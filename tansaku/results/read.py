@@ -32,6 +32,7 @@ from tansaku.results.schema import (
     VERSIONS,
     Layout,
     layout_of,
+    require_filters,
 )
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ def check_schema(f: h5py.File) -> None:
     if version not in VERSIONS:
         raise StoreError(f"{f.filename} has schema version {version}; this tansaku reads versions "
                          f"{', '.join(map(str, VERSIONS))}")
+    if version >= 3:
+        require_filters()
     if any(c.name not in f.get(TEXT, {}) for c in layout_of(f).ragged_columns() if c.name in f[RECORDS]):
         raise StoreError(f"{f.filename}: damaged: a text column of schema version {version} lacks its /{TEXT} buffer")
 

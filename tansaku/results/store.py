@@ -27,7 +27,7 @@ from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
 from tansaku.results.pack import Batch, pack
 from tansaku.results.read import check_schema, committed_rows, damaged, open_for_reading, read_columns
-from tansaku.results.record import STATUS_OK, Record
+from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.results.recover import (
     is_crashed_writer_error,
     remove_stale_temporaries,
@@ -121,8 +121,12 @@ class Store:
         self._writer = Writer(h5, self._n)
         self._rec = self._writer.rec
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
-        self._index: dict[str, tuple[int, str]] = {
-            t: (row, s) for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
+        # The index: every committed task_id, and the rows of the failed ones (the only rows a later append
+        # may rewrite). A set and a small dict cost far less per appended record than a dict of every row.
+        self._ids: set[str] = set(cols["task_id"].tolist())
+        self._failed: dict[str, int] = {
+            t: row for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
+            if s != STATUS_OK
         }
         self._settings = _TableWriter(h5, SETTINGS_TABLE)
 
@@ -203,17 +207,17 @@ class Store:
         self._check_open()
         new, redo, redo_rows = [], [], []
         ids = batch.task_ids
-        if self._index.keys().isdisjoint(ids):  # the usual case, without a Python step per record
-            new = list(range(len(ids)))
-        for i, tid in enumerate(() if new else ids):
-            hit = self._index.get(tid)
-            if hit is None:
+        fresh = self._ids.isdisjoint(ids)  # the usual case, without a Python step per record
+        for i, tid in enumerate(() if fresh else ids):
+            if tid not in self._ids:
                 new.append(i)
-            elif hit[1] == STATUS_OK:
-                raise ValueError(f"task {tid!r} is already stored with status 'ok' (row {hit[0]}); skip it")
-            else:
+            elif tid in self._failed:
                 redo.append(i)
-                redo_rows.append(hit[0])
+                redo_rows.append(self._failed[tid])
+            else:
+                raise ValueError(f"task {tid!r} is already stored with status 'ok'; skip it")
+        if fresh:
+            new = range(len(ids))
         if not len(batch):
             return
         settings = self._new_settings(batch)
@@ -240,24 +244,25 @@ class Store:
         self._f.flush()
 
         self._n = n0 + k
-        status = np.char.decode(rows[STATUS_COLUMN], "utf-8").tolist()
-        if k == len(ids):
-            self._index.update(zip(ids, zip(range(n0, n0 + k), status)))
+        self._ids.update(ids)
+        failed = np.flatnonzero(rows[STATUS_COLUMN] != STATUS_OK.encode()).tolist()
+        if fresh:
+            self._failed.update((ids[i], n0 + i) for i in failed)
             return
-        for j, i in enumerate(new):
-            self._index[ids[i]] = (n0 + j, status[i])
-        for i, row in zip(redo, redo_rows):
-            self._index[ids[i]] = (row, status[i])
+        at = {i: n0 + j for j, i in enumerate(new)} | dict(zip(redo, redo_rows))
+        for i in redo:
+            self._failed.pop(ids[i])  # rewritten as ok, or as failed again (put back below)
+        self._failed.update((ids[i], at[i]) for i in failed)
 
     def statuses(self) -> dict[str, str]:
         """task_id -> status ("ok" | "failed") of every committed row, for resuming a campaign."""
-        return {t: s for t, (_, s) in self._index.items()}
+        return dict.fromkeys(self._ids, STATUS_OK) | dict.fromkeys(self._failed, STATUS_FAILED)
 
     def __len__(self) -> int:
         return self._n
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self._index
+        return task_id in self._ids
 
     @property
     def closed(self) -> bool:
