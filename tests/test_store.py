@@ -364,3 +364,27 @@ def test_pack_fast_equals_record_by_record_packing():
     for r in bad:
         assert pack_fast([r, *records[1:20]]) is None
     assert pack_fast(records[:10] + records[:1]) is None  # a task_id twice
+
+
+def test_synthetic_batch_equals_packed_synthetic_records(tmp_path):
+    """The benchmarks' column-by-column synthetic batches are exactly the packed synthetic records, and
+    a store appended from them reads back those records."""
+    from synthetic import synthetic_batch
+
+    from tansaku.results.pack import pack
+
+    for a, b, natoms in ((0, 300, 26), (1000, 1061, 1), (5, 6, 3)):
+        fast, slow = synthetic_batch(a, b, natoms), pack([synthetic_record(k, natoms=natoms) for k in range(a, b)])
+        assert fast.task_ids == slow.task_ids and fast.settings == slow.settings
+        for part in ("rows", "atoms"):
+            x, y = getattr(fast, part), getattr(slow, part)
+            assert x.keys() == y.keys()
+            for key in x:
+                assert x[key].dtype == y[key].dtype and np.array_equal(x[key], y[key], equal_nan=True), (part, key)
+        for key in slow.text:
+            assert np.array_equal(fast.text[key].data, slow.text[key].data), key
+            assert np.array_equal(fast.text[key].lengths, slow.text[key].lengths), key
+    with Store.open(tmp_path / "s.h5") as store:
+        store.append_packed(synthetic_batch(0, 40))
+    assert [record_differences(r, synthetic_record(k, natoms=26)) for k, r in enumerate(iter_records(tmp_path / "s.h5"))] \
+        == [[]] * 40
