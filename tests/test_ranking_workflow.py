@@ -173,3 +173,31 @@ def test_objectives_without_values_are_skipped_not_fatal(ranked):
     derived, meta = compute_ranking(campaign.output, RankingSpec())  # default objectives include mu0_ms
     assert meta["skipped_objectives"] == "mu0_ms"  # EMT gives no magnetic moments
     assert (derived["rank"] > 0).any()
+
+
+def test_rerun_with_other_settings_ranks_only_the_current_records(tmp_path):
+    """Changing fmax and running again adds records under new task ids; the ranking uses only the records
+    of the current settings (each candidate once), says how many it left out, and switching back ranks
+    the first records again without recomputing."""
+    output = tmp_path / "cuau.h5"
+    first = parse_campaign(CAMPAIGN.format(output=output, calculator="emt"))
+    run_campaign(first, show_progress=False)
+    candidates = int((read_columns(output, ["kind"])["kind"] == "candidate").sum())
+    second = parse_campaign(CAMPAIGN.format(output=output, calculator="emt").replace("fmax = 0.02", "fmax = 0.03"))
+    run_campaign(second, show_progress=False)
+    stored = read_columns(output, ["task_id", "kind"])
+    assert int((stored["kind"] == "candidate").sum()) == 2 * candidates  # both runs' records are kept
+
+    table = rank_results(output, campaign=second)
+    ranked = table[table["rank"] > 0]
+    assert ranked["candidate_id"].is_unique and len(ranked) > 0
+    newer = set(stored["task_id"][len(stored["task_id"]) // 2:].tolist())
+    assert set(ranked["task_id"]) <= newer
+    assert np.isnan(table.loc[~table["task_id"].isin(newer), "e_above_hull"]).all()
+    from tansaku.results.derived import derived_attrs
+
+    assert derived_attrs(output)["superseded"].startswith(f"{len(stored['task_id']) // 2} row(s) computed with earlier")
+
+    table = rank_results(output, campaign=first)  # back to the first settings: their records, no new run
+    ranked = table[table["rank"] > 0]
+    assert ranked["candidate_id"].is_unique and not set(ranked["task_id"]) & newer

@@ -22,7 +22,7 @@ from tansaku.screening.magnetic_order import magnetic_order
 from tansaku.screening.properties import magnet_properties
 from tansaku.screening.rank import RankingSpec, rank
 from tansaku.screening.stability import load_reference_entries, stability
-from tansaku.workflows.campaign import Campaign, CampaignError, Ranking, parse_campaign, parse_ranking_table
+from tansaku.workflows.campaign import Campaign, CampaignError, Ranking, Stage, parse_campaign, parse_ranking_table
 from tansaku.workflows.magnetism import MAGNETISM_INPUTS, magnetic_columns
 from tansaku.workflows.tasks import CALCULATION_ANISOTROPY
 
@@ -144,6 +144,38 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
                            + ("included" if include_unconverged else "excluded from the hull and the ranking"),
             **scale_meta}
     return derived, meta
+
+
+def _comparable(settings: Mapping) -> str:
+    """Calculator parameters and relaxation settings as comparable text (what makes a row current)."""
+    relax = {k: v for k, v in dict(settings.get("relax", {})).items() if k != "relax_cell"}
+    return json.dumps({"params": settings.get("params", {}), "relax": relax}, sort_keys=True, default=str)
+
+
+def current_rows(path: str | os.PathLike, rows: np.ndarray, stage: Stage) -> np.ndarray:
+    """The ``rows`` computed with ``stage``'s current calculator parameters and relaxation settings.
+
+    Changing them (another ecut, fmax, ...) and running again makes new task ids: the records of the
+    earlier settings stay in the file, and ranking them too would put each candidate on the hull twice.
+    Rows with no stored settings (files from before /settings) and rows of other calculators count as
+    current (the calculator filter and the energy-scale check deal with those).
+    """
+    from tansaku.results.tables import settings_table
+
+    wanted = _comparable({"params": json.loads(json.dumps(dict(stage.calculator.params), default=str)),
+                          "relax": stage.relax.as_dict()})
+    stored = read_columns(path, ["settings_id", "calculator"])
+    settings = settings_table(path)
+    current = rows.copy()
+    for sid in set(stored["settings_id"][rows].tolist()):
+        text = settings.get(sid)
+        if not text:
+            continue
+        entry = json.loads(text)
+        if entry.get("calculator") == stage.calculator.name and "calculation" not in entry \
+                and _comparable(entry) != wanted:
+            current &= stored["settings_id"] != sid
+    return current
 
 
 def stage_energy_scale(path: str | os.PathLike, rows: np.ndarray, calculator: str) -> tuple[str, dict]:
@@ -302,8 +334,10 @@ def rank_stages(path: str | os.PathLike, campaign: Campaign,
     merged: dict[str, np.ndarray] = {}
     metas: dict[str, dict[str, str]] = {}
     ranked: list[str] = []
+    current_of: dict[str, np.ndarray] = {}  # stage -> its rows of the current settings
     for stage in campaign.stages:
-        rows = stage_names == stage.name
+        stage_rows = stage_names == stage.name
+        rows = current_rows(path, stage_rows, stage) if stage.kind != "anisotropy" else stage_rows
         ranking = (rankings or {}).get(stage.name, stage.ranking)
         if not rows.any():
             metas[stage.name] = {"error": "no records yet"}
@@ -322,7 +356,9 @@ def rank_stages(path: str | os.PathLike, campaign: Campaign,
         for name, values in derived.items():
             column = merged.setdefault(name, _fill_like(values, n))
             column[rows] = np.asarray(values)[rows]
-        metas[stage.name] = {**meta, "stage": stage.name, "stage_rows": str(int(rows.sum()))}
+        metas[stage.name] = {**meta, "stage": stage.name, "stage_rows": str(int(rows.sum())),
+                             **_superseded_meta(stage_rows, rows)}
+        current_of[stage.name] = rows
         ranked.append(stage.name)
     if not ranked:
         problems = "; ".join(f"{name}: {m['error']}" for name, m in metas.items())
@@ -333,12 +369,13 @@ def rank_stages(path: str | os.PathLike, campaign: Campaign,
     for previous, stage in zip(campaign.stages, campaign.stages[1:]):
         if previous.name not in ranked:
             continue
-        rows = stage_names == previous.name
+        rows = current_of[previous.name]
         try:
             result = select_rows(columns, rows, stage.select, previous.single_point, composition, stage=stage.name)
         except (KeyError, ValueError) as exc:
             raise RankingError(f"stage {stage.name!r} select: {exc.args[0] if exc.args else exc}") from None
         selected[rows], reason[rows] = result.selected[rows], result.reason[rows]
+        reason[(stage_names == previous.name) & ~rows] = f"{stage.name}: not selected: {SUPERSEDED}"
         chosen = result.selected & rows
         candidates = int((chosen & (np.asarray(columns["kind"]).astype(str) == KIND_CANDIDATE)).sum())
         metas[previous.name]["selected_for"] = (f"{stage.name}: {candidates} candidates ({stage.select.describe()}) "
@@ -347,6 +384,14 @@ def rank_stages(path: str | os.PathLike, campaign: Campaign,
     merged = {name: (values.astype(str) if values.dtype == object else values) for name, values in merged.items()}
     attrs = {**metas[ranked[-1]], "stages": json.dumps(metas)}
     return merged, attrs
+
+
+SUPERSEDED = "computed with earlier calculator or relaxation settings (superseded)"
+
+
+def _superseded_meta(stage_rows: np.ndarray, current: np.ndarray) -> dict[str, str]:
+    left_out = int((stage_rows & ~current).sum())
+    return {"superseded": f"{left_out} row(s) {SUPERSEDED}: not ranked"} if left_out else {}
 
 
 def stage_metadata(path: str | os.PathLike) -> dict[str, dict[str, str]]:
@@ -386,9 +431,13 @@ def rank_results(path: str | os.PathLike, ranking: Ranking | None = None, calcul
     stored, stored_calculator = (campaign.ranking, campaign.calculator.name) if campaign else (Ranking(), None)
     ranking = ranking or stored
     single_point = campaign is not None and campaign.relax.steps == 0  # as a funnel's single-point stage
+    every = np.ones(len(read_columns(path, ["task_id"])["task_id"]), bool)
+    rows = current_rows(path, every, campaign.stages[0]) if campaign is not None else None
     derived, meta = compute_ranking(path, ranking.spec, calculator or stored_calculator, ranking.reference_entries,
                                     allow_mixed_energy_scales=ranking.allow_mixed_energy_scales,
-                                    include_unconverged=single_point)
+                                    include_unconverged=single_point, rows=rows)
+    if rows is not None:
+        meta = {**meta, **_superseded_meta(every, rows)}
     write_derived(path, derived, meta)
     return ranked_table(path)
 
