@@ -388,3 +388,29 @@ def test_synthetic_batch_equals_packed_synthetic_records(tmp_path):
         store.append_packed(synthetic_batch(0, 40))
     assert [record_differences(r, synthetic_record(k, natoms=26)) for k, r in enumerate(iter_records(tmp_path / "s.h5"))] \
         == [[]] * 40
+
+
+def test_the_writers_index_follows_failed_rows_through_mixed_batches(tmp_path):
+    """New rows, failed rows rewritten as ok or as failed again, in one batch: the writer's index (the
+    stored ids and the rows of the failed ones) says what the file says, also after reopening."""
+    path = tmp_path / "i.h5"
+
+    def failed(k):
+        return synthetic_record(k, "failed", natoms=2)
+
+    with Store.open(path) as store:
+        store.append([failed(0), synthetic_record(1), failed(2), failed(3)])
+        store.append([failed(3), synthetic_record(4), synthetic_record(2), failed(5)])  # 3 fails again
+        assert store.statuses() == {"t000000000": "failed", "t000000001": "ok", "t000000002": "ok",
+                                    "t000000003": "failed", "t000000004": "ok", "t000000005": "failed"}
+        with pytest.raises(ValueError, match="t000000002.*already stored with status 'ok'"):
+            store.append([synthetic_record(6), synthetic_record(2)])
+        store.append([synthetic_record(3)])
+        expected = store.statuses()
+        assert len(store) == 6 and "t000000006" not in store and "t000000003" in store
+    with Store.open(path) as store:
+        assert store.statuses() == expected
+        store.append([synthetic_record(0), synthetic_record(5), synthetic_record(6)])
+    cols = read_columns(path, ["task_id", "status"])
+    assert list(cols["task_id"]) == [f"t{k:09d}" for k in range(7)] and set(cols["status"]) == {"ok"}
+    assert [record_differences(r, synthetic_record(k)) for k, r in enumerate(iter_records(path))] == [[]] * 7
