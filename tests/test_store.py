@@ -414,3 +414,31 @@ def test_the_writers_index_follows_failed_rows_through_mixed_batches(tmp_path):
     cols = read_columns(path, ["task_id", "status"])
     assert list(cols["task_id"]) == [f"t{k:09d}" for k in range(7)] and set(cols["status"]) == {"ok"}
     assert [record_differences(r, synthetic_record(k)) for k, r in enumerate(iter_records(path))] == [[]] * 7
+
+
+def test_queued_batches_are_committed_as_one(tmp_path):
+    """``append_packed`` of several packed batches: one commit with the records of all of them, in order
+    (settings entries included); a task_id in two of them is refused before anything is written."""
+    from tansaku.results.pack import pack
+    from tansaku.results.tables import settings_table
+
+    def with_settings(k, status="ok"):
+        r = synthetic_record(k, status)
+        r.settings_id, r.settings = f"s{k % 2}", f'{{"k": {k % 2}}}'
+        return r
+
+    path = tmp_path / "q.h5"
+    batches = [pack([with_settings(k) for k in range(a, a + 5)]) for a in (0, 5, 10)]
+    with Store.open(path) as store:
+        store.append([with_settings(20, "failed")])
+        with pytest.raises(ValueError, match="t000000003.*appears twice"):
+            store.append_packed([batches[0], pack([synthetic_record(3)])])
+        assert len(store) == 1
+        store.append_packed(batches + [pack([with_settings(20)])])
+        assert len(store) == 16 and store.statuses()["t000000020"] == "ok"
+        store.append_packed([])
+    expected = [20] + list(range(15))
+    assert [r.task_id for r in iter_records(path)] == [f"t{k:09d}" for k in expected]
+    for k, r in zip(expected, iter_records(path)):
+        assert record_differences(r, with_settings(k)) == ["settings"], k  # the text lives in /settings
+    assert settings_table(path) == {"s0": '{"k": 0}', "s1": '{"k": 1}'}
