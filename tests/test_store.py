@@ -442,3 +442,27 @@ def test_queued_batches_are_committed_as_one(tmp_path):
     for k, r in zip(expected, iter_records(path)):
         assert record_differences(r, with_settings(k)) == ["settings"], k  # the text lives in /settings
     assert settings_table(path) == {"s0": '{"k": 0}', "s1": '{"k": 1}'}
+
+
+def test_a_bloated_store_is_compacted_while_open(tmp_path, monkeypatch):
+    """Many small appends leak file space (SWMR); past BLOAT_FACTOR x live data + BLOAT_SLACK the writer
+    compacts the file between two appends (a new inode), keeps every record and goes on appending; a
+    reader sees every committed row before and after."""
+    import tansaku.results.store as store_module
+    from tansaku.results.recover import rewrite as store_module_rewrite
+
+    monkeypatch.setattr(store_module, "BLOAT_FACTOR", 2)
+    monkeypatch.setattr(store_module, "BLOAT_SLACK", 0)
+    rewrites = []
+    monkeypatch.setattr(store_module, "rewrite", lambda p: rewrites.append(len(store)) or store_module_rewrite(p))
+    path = tmp_path / "bloat.h5"
+    sizes = []
+    with Store.open(path) as store:
+        for k in range(0, 120, 2):
+            store.append(_records([k, k + 1]))
+            sizes.append(path.stat().st_size)
+            assert len(read_columns(path, ["task_id"])["task_id"]) == k + 2
+        assert len(store) == 120
+    assert len([n for n in rewrites if n < 120]) > 2, rewrites  # while open, not only at close
+    assert max(sizes) < 3 * min(sizes[10:])
+    assert [record_differences(r, synthetic_record(k)) for k, r in enumerate(iter_records(path))] == [[]] * 120

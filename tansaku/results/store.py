@@ -52,6 +52,14 @@ from tansaku.results.writer import ColumnWriter, Writer
 log = logging.getLogger(__name__)
 
 COMPACT_SLACK = 1 << 20  # bytes of leaked space always tolerated at close
+# While open, a store is compacted (closed, rewritten, reopened, under the same lock) once its file is
+# more than BLOAT_FACTOR times its live data + BLOAT_SLACK: small appends leak tens of kB each (SWMR
+# never reuses the space of rewritten chunks), so a long campaign of one-record appends would otherwise
+# grow the file by GBs before close compacts it. Each compaction copies the live data once; the next
+# comes after the leak again exceeds (BLOAT_FACTOR - 1) x live + BLOAT_SLACK, so the copies cost at most
+# ~1/(BLOAT_FACTOR - 1) of the bytes written.
+BLOAT_FACTOR = 4
+BLOAT_SLACK = 64 << 20
 WRITER_CHUNK_CACHE = 64 * 1024  # bytes of HDF5 chunk cache per dataset of the writer
 
 
@@ -114,12 +122,12 @@ class Store:
 
     def __init__(self, path: Path, h5: h5py.File, lock: WriterLock) -> None:
         self.path = path
-        self._f = h5
         self._lock = lock
-        self._committed = h5[COMMITTED]
+        self._attach(h5)
         self._n = committed_rows(h5)
         self._writer = Writer(h5, self._n)
         self._rec = self._writer.rec
+        self._compact_at = self._bloat_limit()
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
         # The index: every committed task_id, and the rows of the failed ones (the only rows a later append
         # may rewrite). A set and a small dict cost far less per appended record than a dict of every row.
@@ -128,7 +136,35 @@ class Store:
             t: row for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
             if s != STATUS_OK
         }
+
+    def _attach(self, h5: h5py.File, n: int | None = None) -> None:
+        """Use the open file ``h5``: its counter, the settings table and (given the committed rows ``n``)
+        its datasets' writer."""
+        self._f = h5
+        self._committed = h5[COMMITTED]
         self._settings = _TableWriter(h5, SETTINGS_TABLE)
+        if n is not None:
+            self._writer = Writer(h5, n)
+            self._rec = self._writer.rec
+
+    def _bloat_limit(self) -> int:
+        """File size beyond which the open store is compacted (see BLOAT_FACTOR)."""
+        return BLOAT_FACTOR * self._writer.storage_size() + BLOAT_SLACK
+
+    def _compact_if_bloated(self) -> None:
+        """Compact the open store when its file has grown past the limit: close it (a clean file), rewrite
+        it by the atomic copy of crash recovery and reopen it, keeping the writer lock throughout. A kill
+        at any moment leaves the old file or the compacted one, every committed row in both."""
+        if self.path.stat().st_size <= self._compact_at:
+            return
+        if self.path.stat().st_size > self._bloat_limit():
+            self._f.close()
+            try:
+                rewrite(self.path)
+            except (OSError, StoreError) as e:  # the file is intact, only larger than needed
+                log.warning("could not compact %s: %s", self.path, e)
+            self._attach(_open_swmr_writer(self.path), self._n)
+        self._compact_at = max(self._bloat_limit(), self.path.stat().st_size + BLOAT_SLACK // 4)
 
     @classmethod
     def open(cls, path: str | os.PathLike, campaign_text: str | None = None) -> Store:
@@ -207,6 +243,7 @@ class Store:
         (e.g. those queued while the previous commit was written) is committed as one batch: a commit
         costs ~60 dataset writes and two flushes whatever its size."""
         self._check_open()
+        self._compact_if_bloated()  # between commits: what the earlier appends leaked
         if not isinstance(batch, Batch):
             batch = concat(batch)
         new, redo, redo_rows = [], [], []
