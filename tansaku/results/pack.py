@@ -210,7 +210,8 @@ def _columns(records: Sequence[Record]) -> Batch | None:
     xyz = np.concatenate(positions).astype(np.float64, copy=False)
     if xyz.shape != (len(z), 3) or list(map(len, positions)) != counts:
         return None
-    magmoms = [np.full(k, np.nan) if m is None else np.asarray(m, dtype=np.float64)
+    nan = {k: np.full(k, np.nan) for k in set(counts)}  # one per atom count: many records have no moments
+    magmoms = [nan[k] if m is None else np.asarray(m, dtype=np.float64)
                for m, k in zip(map(attrgetter("magmoms"), records), counts)]
     m = np.concatenate(magmoms)
     if m.shape != (len(z),) or list(map(len, magmoms)) != counts:
