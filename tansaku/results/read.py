@@ -176,7 +176,7 @@ def committed_rows(f: h5py.File) -> int:
     rows = ids.shape[0]
     if not 0 <= n <= rows:
         raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but the columns hold {rows}")
-    if n and layout_of(f).ragged(RECORD_COLUMN_BY_NAME["task_id"]):  # version 2 extends datasets ahead
+    if n and layout_of(f).ragged(RECORD_COLUMN_BY_NAME["task_id"]):  # versions 2 and 3 extend datasets ahead
         start, stop = read_points(ids, np.array([n - 1]))[0]
         if stop <= start:  # a task_id is never empty: row n - 1 was never written
             raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but row {n - 1} was never written")
