@@ -152,6 +152,24 @@ def test_version_2_is_read_appended_in_its_own_layout_and_upgraded(tmp_path):
     assert list(read_columns(path, ["score"])["score"]) == list(np.arange(310.0))
 
 
+def test_version_3_reads_through_hdf5_plugin_path_alone(tmp_path):
+    """What h5dump and C programs do (docs/hdf5_schema.md): HDF5 loads Blosc from HDF5_PLUGIN_PATH, here
+    in an h5py that never imports hdf5plugin."""
+    import hdf5plugin
+
+    path = tmp_path / "v3.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(5)))
+    code = ("import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert 'hdf5plugin' not in sys.modules; "
+            "a, b = f['records/label'][3]; print(f['text/label'][a:b].tobytes().decode())")
+    env = {**os.environ, "HDF5_PLUGIN_PATH": hdf5plugin.PLUGIN_PATH}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == synthetic_record(3).label, out.stderr
+    env.pop("HDF5_PLUGIN_PATH")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode != 0  # without the plugin the compressed datasets cannot be read
+
+
 def test_version_3_without_hdf5plugin_is_a_clear_error(tmp_path, monkeypatch):
     path = tmp_path / "v3.h5"
     with Store.open(path) as store:
