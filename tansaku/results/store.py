@@ -123,10 +123,8 @@ class Store:
     def __init__(self, path: Path, h5: h5py.File, lock: WriterLock) -> None:
         self.path = path
         self._lock = lock
-        self._attach(h5)
         self._n = committed_rows(h5)
-        self._writer = Writer(h5, self._n)
-        self._rec = self._writer.rec
+        self._attach(h5, self._n)
         self._compact_at = self._bloat_limit()
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
         # The index: every committed task_id, and the rows of the failed ones (the only rows a later append
@@ -137,15 +135,13 @@ class Store:
             if s != STATUS_OK
         }
 
-    def _attach(self, h5: h5py.File, n: int | None = None) -> None:
-        """Use the open file ``h5``: its counter, the settings table and (given the committed rows ``n``)
-        its datasets' writer."""
+    def _attach(self, h5: h5py.File, n: int) -> None:
+        """Use the open file ``h5`` (``n`` committed rows): its counter, settings table and datasets."""
         self._f = h5
         self._committed = h5[COMMITTED]
         self._settings = _TableWriter(h5, SETTINGS_TABLE)
-        if n is not None:
-            self._writer = Writer(h5, n)
-            self._rec = self._writer.rec
+        self._writer = Writer(h5, n)
+        self._rec = self._writer.rec
 
     def _bloat_limit(self) -> int:
         """File size beyond which the open store is compacted (see BLOAT_FACTOR)."""
