@@ -2,27 +2,35 @@
 quacc + Dask, jobflow ``run_locally`` and ``tansaku run``, side by side in one run.
 
     python -m benchmarks engine [--quick]
-    python benchmarks/bench_engine.py [REPEATS] [--tasks 200] [--workers 2] [--calculator emt] [--chgnet 4]
+    python benchmarks/bench_engine.py [REPEATS] [--tasks 200] [--workers 2] [--calculator emt] [--chgnet 8]
+                                      [--jobflow-tasks 50] [--quacc-repeats 1] [--task-timeout S]
 
 The tasks are the first ``--tasks`` of a real campaign plan (fcc 2x1x1 / L12 / L10 alloys of the EMT
 metals and their elemental references; FIRE + FrechetCellFilter, fmax 0.05 eV/Å, at most 300 steps).
 Every variant relaxes the same structures with the same calculator, one pinned thread per worker:
 
-* plain loop: ASE's FIRE on FrechetCellFilter, one structure after another in this process (the floor);
-* ProcessPool xW: the same function mapped on a ``concurrent.futures`` pool of W processes (start-up timed);
+* plain loop: ASE's FIRE on FrechetCellFilter, one structure after another in this process (the floor;
+  each structure timed, so the floor of any subset is known);
+* ProcessPool xW: the same function mapped on a ``concurrent.futures`` pool of W processes;
 * quacc + Dask xW: quacc's ``relax_job`` (its EMT recipe; for another calculator the same quacc Runner in a
   quacc ``@job``) on a Dask LocalCluster of W workers started in the timing, run by the quacc venv
   (scripts/bench/quacc.sh; the rows are left out, with a note, where it is missing);
-* jobflow run_locally: the same quacc jobs as one jobflow Flow (serial: compared with the plain loop);
+* jobflow run_locally: the same quacc jobs as one jobflow Flow (serial: compared with the plain loop on
+  the first ``--jobflow-tasks`` structures);
 * tansaku run (pool/dask xW): ``execute_plan`` of the plan into a fresh HDF5 store: executor start-up,
-  task hand-out, records and HDF5 appends included.
+  task hand-out, task sandboxes (the default ``task_timeout``), records and HDF5 appends included.
+
+The pool's forkserver (it imports tansaku once; every pool worker is forked from it) is started and timed
+before the variants, which all fork from it, the plain ProcessPool too: ``tansaku run`` starts it while it
+plans, and a second forkserver per variant is not possible in one process. quacc and jobflow run in the
+first ``--quacc-repeats`` repeats only (they are far from tansaku, and they take a third of the time).
 
 Efficiency = (plain loop time / W) / variant time (1.00: no overhead, W-fold parallel); on a machine
 whose cores are busy with other work W processes do not run W-fold, so tansaku is also compared with the
 plain ProcessPool run back to back (the parallel floor under the same load). The last rows give
-tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds the same comparison for N SmFe12 cells
-relaxed with CHGNet for a fixed number of FIRE steps (plain loop vs ``tansaku run`` on the serial executor,
-model loaded beforehand in both).
+tansaku's throughput over quacc + Dask's. ``--chgnet N`` adds N SmFe12 cells relaxed with CHGNet for a
+fixed number of FIRE steps, each side a fresh Python process timed from its start (a plain script vs
+``tansaku run``'s engine on a pool of one worker): both pay the interpreter, torch and the model once.
 """
 
 from __future__ import annotations
@@ -145,21 +153,49 @@ def quacc_run(structures_file: Path, engine: str, workers: int, calculator: str)
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
-        chgnet: int = 4, task_timeout: float | None = None) -> list[Row]:
-    import multiprocessing
+def forkserver_start() -> float:
+    """Start the pool's forkserver (it imports tansaku once; every pool worker is forked from it) and
+    return the seconds until it forks its first process. ``tansaku run`` starts it when the executor is
+    made, before the plan is read, so that this overlaps the planning; here it is timed alone, before the
+    variants, which then all fork their workers from it (the plain ProcessPool too: same footing)."""
+    from concurrent.futures import ProcessPoolExecutor
 
+    from tansaku.workflows.executors import _forkserver_context
+
+    start = time.perf_counter()
+    with ProcessPoolExecutor(1, mp_context=_forkserver_context()) as pool:
+        pool.submit(int).result()
+    return time.perf_counter() - start
+
+
+def timed_loop(structures, calculator: str) -> list[float]:
+    """The plain loop, each structure's time (so that any subset's floor is known)."""
+    times = []
+    for atoms in structures:
+        start = time.perf_counter()
+        relax_plain(atoms, calculator)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
+        chgnet: int = 8, task_timeout: float | None = None, jobflow_tasks: int = 50,
+        quacc_repeats: int = 1) -> list[Row]:
     from ase.io import write
 
+    from tansaku.workflows.executors import _forkserver_context
+
     if quick:
-        repeats, tasks, chgnet = 1, min(tasks, 20), min(chgnet, 2)
+        repeats, tasks, chgnet, jobflow_tasks = 1, min(tasks, 20), min(chgnet, 2), min(jobflow_tasks, 10)
     _pin()
     rows: list[Row] = []
+    jobflow_tasks = min(jobflow_tasks, tasks)
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-engine-") as tmp:
         folder = Path(tmp)
         campaign, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
         structures = [task.atoms for task in plan.tasks]
         write(folder / "structures.extxyz", structures)
+        write(folder / "jobflow.extxyz", structures[:jobflow_tasks])
         relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
         times: dict[str, list[float]] = {}
 
@@ -168,20 +204,21 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
                 times.setdefault(name, []).append(seconds)
                 print(f"  {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
 
-        context = multiprocessing.get_context("forkserver")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for atoms in structures:
-                relax_plain(atoms, calculator)
-            add("loop", time.perf_counter() - start)
+        add("forkserver", forkserver_start())
+        context = _forkserver_context()
+        for repeat in range(repeats):
+            per_task = timed_loop(structures, calculator)
+            add("loop", sum(per_task))
+            times.setdefault("loop-jobflow", []).append(sum(per_task[:jobflow_tasks]))
             start = time.perf_counter()
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin) as pool:
                 list(pool.map(relax_plain, structures, [calculator] * len(structures)))
             add("pool", time.perf_counter() - start)
             add("tansaku-pool", tansaku_run(campaign, plan, "pool", workers, folder / "pool.h5"))
             add("tansaku-dask", tansaku_run(campaign, plan, "dask", workers, folder / "dask.h5"))
-            add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
-            add("jobflow", quacc_run(folder / "structures.extxyz", "jobflow", workers, calculator))
+            if repeat < quacc_repeats:  # far from tansaku (see the docstring): fewer repeats keep the run short
+                add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
+                add("jobflow", quacc_run(folder / "jobflow.extxyz", "jobflow", workers, calculator))
 
     case = f"{tasks} {calculator} relaxations"
     floor = [t / workers for t in times["loop"]]
@@ -197,7 +234,6 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
 
     row("pool", f"ProcessPool x{workers}")
     row("quacc-dask", f"quacc + Dask x{workers}")
-    row("jobflow", "quacc + jobflow run_locally (serial)", serial=True)
     row("tansaku-pool", f"tansaku run, pool x{workers}")
     row("tansaku-dask", f"tansaku run, dask x{workers}")
     for name in ("tansaku-pool", "tansaku-dask"):  # the parallel floor measured under the same load
@@ -207,41 +243,87 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
         for name in ("tansaku-pool", "tansaku-dask"):
             rows.append(Row("5 engine", case, f"quacc + Dask x{workers}", f"tansaku run, {name[8:]} x{workers}",
                             times["quacc-dask"], times[name], "speed-up = tansaku throughput / quacc's"))
+    if "jobflow" in times:
+        rows.append(Row("5 engine", f"first {jobflow_tasks} of them", "plain loop", "quacc + jobflow run_locally",
+                        times["loop-jobflow"], times["jobflow"], "serial: speed-up = efficiency"))
+    rows.append(Row("5 engine", "pool forkserver start (once per tansaku run)", "", "imports tansaku once", [],
+                    times["forkserver"], "overlaps planning in tansaku run; before the timed variants here"))
     if chgnet:
         rows.append(chgnet_row(chgnet, repeats))
     return rows
 
 
-def chgnet_row(count: int, repeats: int, steps: int = 10) -> Row:
-    """N SmFe12 cells, CHGNet, ``steps`` FIRE steps each (fmax unreachable: both do the same work), in this
-    process: ``relax`` per cell vs ``tansaku run`` on the serial executor (model loaded before both)."""
+_CHGNET_CHILD = """
+import sys, time
+start = time.perf_counter()
+sys.path[:0] = {paths!r}
+mode, count, steps, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if mode == "tansaku":  # as tansaku run does once the campaign is read: the forkserver imports meanwhile
+    from tansaku.workflows.executors import prepare_executor
+    prepare_executor("pool")
+from bench_engine import _pin, chgnet_tasks
+_pin()
+tasks, settings = chgnet_tasks(count, steps)
+if mode == "loop":
+    from tansaku.calculators import get_calculator, relax
+    calc = get_calculator("chgnet")
+    for task in tasks:
+        relax(task.atoms, calc, settings)
+else:
+    from pathlib import Path
+    from bench_engine import chgnet_campaign, tansaku_run
+    from tansaku.workflows.plan import Plan
+    tansaku_run(chgnet_campaign(Path(folder)), Plan(tasks=tasks), "pool", 1, Path(folder) / "chgnet.h5")
+print(time.perf_counter() - start)
+"""
+
+
+def chgnet_tasks(count: int, steps: int):
+    """``count`` SmFe12 cells as tansaku tasks, CHGNet, ``steps`` FIRE steps each (fmax unreachable)."""
     from synthetic import smfe12_cells
 
-    from tansaku.calculators import RelaxSettings, get_calculator, relax
-    from tansaku.workflows.campaign import parse_campaign
-    from tansaku.workflows.plan import Plan
+    from tansaku.calculators import RelaxSettings
     from tansaku.workflows.tasks import Task, task_id_for
 
     settings = RelaxSettings(fmax=1e-9, steps=steps)
-    cells = smfe12_cells(count)
     tasks = [Task(task_id=task_id_for(atoms, "chgnet", {}, settings, True, "relax"), candidate_id=f"c{k}",
                   kind="candidate", label=f"SmFe12 {k}", formula=atoms.get_chemical_formula(), prototype="ThMn12",
-                  parent="", atoms=atoms, calculator="chgnet", relax=settings) for k, atoms in enumerate(cells)]
-    calc = get_calculator("chgnet")
-    relax(cells[0], calc, RelaxSettings(fmax=1e-9, steps=1))  # model loaded and warm
+                  parent="", atoms=atoms, calculator="chgnet", relax=settings)
+             for k, atoms in enumerate(smfe12_cells(count))]
+    return tasks, settings
+
+
+def chgnet_campaign(folder: Path):
+    from tansaku.workflows.campaign import parse_campaign
+
+    return parse_campaign('[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
+                          'executor = "pool"\nworkers = 1\n[[prototypes]]\nprototype = "fcc"\n'
+                          'sites = { "4a" = "Ni" }\n', base_dir=folder)
+
+
+def chgnet_row(count: int, repeats: int, steps: int = 10) -> Row:
+    """N SmFe12 cells, CHGNet, ``steps`` FIRE steps each, each side a fresh Python process timed from its
+    start: a plain script (imports, model load, ``relax`` per cell) vs ``tansaku run``'s engine
+    (``execute_plan``, pool x1 with the default task_timeout: forkserver, worker, sandbox, model load in
+    the sandbox, HDF5 writes). Both pay the interpreter, torch and the model once; what differs is the
+    engine."""
+    here = Path(__file__).resolve().parent
+    code = _CHGNET_CHILD.format(paths=[str(REPO), str(REPO / "tests"), str(here)])
     base, fast = [], []
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-chgnet-") as tmp:
-        campaign = parse_campaign('[campaign]\nname = "chgnet"\n[calculator]\nname = "chgnet"\n[execution]\n'
-                                  'executor = "serial"\n[[prototypes]]\nprototype = "fcc"\n'
-                                  'sites = { "4a" = "Ni" }\n', base_dir=Path(tmp))
-        for k in range(repeats):
-            start = time.perf_counter()
-            for atoms in cells:
-                relax(atoms, calc, settings)
-            base.append(time.perf_counter() - start)
-            fast.append(tansaku_run(campaign, Plan(tasks=tasks), "serial", 1, Path(tmp) / f"chgnet{k}.h5"))
-    return Row("5 engine", f"{count} SmFe12 cells, CHGNet, {steps} FIRE steps", "relax() loop", "tansaku run, serial",
-               base, fast, "speed-up = efficiency (target >= 0.95)")
+        def child(mode: str) -> float:
+            done = subprocess.run([sys.executable, "-c", code, mode, str(count), str(steps), tmp], check=True,
+                                  capture_output=True, text=True)
+            seconds = float(done.stdout.strip().splitlines()[-1])
+            print(f"  chgnet {mode}: {seconds:.2f} s", file=sys.stderr, flush=True)
+            return seconds
+
+        child("loop")  # warm the file cache (torch, the model file) before timing
+        for _ in range(repeats):
+            base.append(child("loop"))
+            fast.append(child("tansaku"))
+    return Row("5 engine", f"{count} SmFe12 cells, CHGNet, {steps} FIRE steps (fresh processes)", "plain script",
+               "tansaku run, pool x1", base, fast, "speed-up = efficiency (target >= 0.95)")
 
 
 if __name__ == "__main__":
@@ -255,9 +337,11 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calculator", default="emt", help="emt (as the issue measured) or emt-fast")
-    parser.add_argument("--chgnet", type=int, default=4, help="SmFe12 cells for the CHGNet row (0: none)")
+    parser.add_argument("--chgnet", type=int, default=8, help="SmFe12 cells for the CHGNet row (0: none)")
+    parser.add_argument("--jobflow-tasks", type=int, default=50, help="tasks of the (serial) jobflow row")
+    parser.add_argument("--quacc-repeats", type=int, default=1, help="repeats that also run quacc and jobflow")
     parser.add_argument("--task-timeout", type=float, default=None,
                         help="[execution] task_timeout of tansaku run (default: the campaign default; 0: no sandbox)")
     args = parser.parse_args()
-    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout),
-                 os.cpu_count() or 1))
+    print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout,
+                     args.jobflow_tasks, args.quacc_repeats), os.cpu_count() or 1))

@@ -15,7 +15,8 @@ trial the file is read back and checked:
 * lost: task ids a reader saw stored before the kill that are missing afterwards;
 * duplicated: task ids stored in more than one row;
 * unreadable: the file cannot be read by ``read_columns``;
-* incomplete: after the last resume (``--rerun-failed``), tasks of the plan that are not stored ok.
+* incomplete: after the last resume (``--rerun-failed``), tasks of the plan that are not stored ok;
+* orphans: after a coordinator kill, its processes (workers, forkserver, task sandboxes) still alive 10 s later.
 
 Prints one line per trial and a summary; exit status 1 when any lost/duplicated/unreadable/incomplete.
 """
@@ -72,12 +73,41 @@ class Trial:
     duplicated: int = 0
     unreadable: bool = False
     incomplete: int = 0
+    orphans: int = 0  # processes of a killed coordinator (workers, forkserver, sandboxes) alive 10 s later
     resumes: int = 0
     seconds: float = 0.0
 
     @property
     def bad(self) -> bool:
-        return bool(self.lost or self.duplicated or self.unreadable or self.incomplete)
+        return bool(self.lost or self.duplicated or self.unreadable or self.incomplete or self.orphans)
+
+
+def descendants(pid: int) -> list:
+    """The processes below ``pid`` (psutil.Process objects), [] when it is gone."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def survivors(processes: list, wait: float = 10.0) -> list[str]:
+    """Those of ``processes`` still alive (not zombies) after up to ``wait`` seconds, as "pid name"."""
+    import psutil
+
+    from tansaku.hpc.orphans import process_name
+
+    def alive(p) -> bool:  # noqa: ANN001 - a psutil.Process
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(alive(p) for p in processes):
+        time.sleep(0.1)
+    return [f"{p.pid} {process_name(p.pid)}" for p in processes if alive(p)]
 
 
 def _env() -> dict[str, str]:
@@ -105,13 +135,16 @@ def _victim(coordinator: int, target: str, rng: random.Random) -> int | None:
     """The pid to kill: the coordinator, a worker process, or a task sandbox (its children's children)."""
     import psutil
 
+    from tansaku.hpc.orphans import process_name
+    from tansaku.workflows.sandbox import SANDBOX_NAME
+
     if target == "coordinator":
         return coordinator
     try:
         tree = psutil.Process(coordinator).children(recursive=True)
     except psutil.NoSuchProcess:
         return None
-    sandboxes = [p for p in tree if "tansaku.workflows.sandbox" in " ".join(_cmdline(p))]
+    sandboxes = [p for p in tree if process_name(p.pid) == SANDBOX_NAME]  # forked or started with python -m
     workers = [p for p in tree if p not in sandboxes and "python" in (_cmdline(p) or [""])[0]
                and any(c.pid in {s.pid for s in sandboxes} for c in _children(p))]
     pool = sandboxes if target == "sandbox" else workers
@@ -151,6 +184,7 @@ def trial(folder: Path, executor: str, target: str, rng: random.Random, n_tasks_
     if victim is not None:
         time.sleep(rng.uniform(0, 0.5))
         seen |= set(_stored(output) or [])
+        below = descendants(victim) if target == "coordinator" else []
         try:
             os.kill(victim, signal.SIGKILL)
             result.killed = f"{target} pid {victim} after {len(seen)} stored"
@@ -166,6 +200,15 @@ def trial(folder: Path, executor: str, target: str, rng: random.Random, n_tasks_
             result.incomplete = -1
     else:
         process.wait()
+        left = survivors(below) if victim is not None else []
+        result.orphans = len(left)
+        if left:
+            result.killed += f"; left alive: {', '.join(left)}"
+            for p in below:  # not left behind for the next trial
+                try:
+                    p.kill()
+                except Exception:  # noqa: BLE001 - it ended meanwhile
+                    pass
     after = _stored(output)
     if after is None:
         result.unreadable = True
@@ -220,12 +263,14 @@ def main(argv: list[str] | None = None) -> int:
             t = trial(Path(folder), executor, target, rng)
         trials.append(t)
         print(f"trial {k + 1:2d} {t.executor:6s} kill {t.target:11s} {t.killed:45s} lost {t.lost} duplicated "
-              f"{t.duplicated} unreadable {int(t.unreadable)} incomplete {t.incomplete} ({t.seconds:.0f} s)",
+              f"{t.duplicated} unreadable {int(t.unreadable)} incomplete {t.incomplete} orphans {t.orphans} "
+              f"({t.seconds:.0f} s)",
               flush=True)
     by = Counter(t.target for t in trials)
     print(f"{len(trials)} trials ({', '.join(f'{n} {k}' for k, n in by.items())}): "
           f"lost {sum(t.lost for t in trials)}, duplicated {sum(t.duplicated for t in trials)}, "
-          f"unreadable {sum(t.unreadable for t in trials)}, incomplete {sum(max(t.incomplete, 0) for t in trials)}"
+          f"unreadable {sum(t.unreadable for t in trials)}, incomplete {sum(max(t.incomplete, 0) for t in trials)}, "
+          f"orphans {sum(t.orphans for t in trials)}"
           f"{', hung ' + str(sum(t.incomplete < 0 for t in trials)) if any(t.incomplete < 0 for t in trials) else ''}")
     return 1 if any(t.bad for t in trials) else 0
 

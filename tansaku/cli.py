@@ -77,6 +77,10 @@ def run(
     if campaign.execution.executor == "mpi" and not dry_run:
         _run_mpi(campaign, replan, rerun_failed, progress)
         return
+    if not dry_run:
+        from tansaku.workflows.executors import prepare_executor
+
+        prepare_executor(campaign.execution.executor)  # the pool's forkserver imports while the plan is made
     try:
         plan = _plan(campaign, replan)
     except (CampaignError, UnsupportedElementsError, CalculatorConfigError) as exc:

@@ -22,4 +22,4 @@ def test_short_fault_injection(capsys) -> None:
     code = module.main(["--trials", "2", "--seed", "3", "--executors", "pool", "--targets", "coordinator,sandbox"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "2 trials" in out and "lost 0, duplicated 0, unreadable 0, incomplete 0" in out
+    assert "2 trials" in out and "lost 0, duplicated 0, unreadable 0, incomplete 0, orphans 0" in out

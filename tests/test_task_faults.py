@@ -159,3 +159,57 @@ def test_retry_and_timeout_settings_are_validated() -> None:
                          ("retry = { tries = 2 }", "execution.retry.tries: unknown key")]:
         with pytest.raises(CampaignError, match=bad and message.replace("[", r"\[").replace("]", r"\]")):
             parse_campaign(base + f"[execution]\n{bad}\n")
+
+
+def test_a_batch_runs_in_the_sandbox_with_the_timeout_of_its_tasks(tmp_path: Path) -> None:
+    from tansaku.workflows.run_task import TaskBatch
+
+    campaign = parse_campaign(SPIN.format(output=tmp_path / "spin.h5", timeout=4), source="spin.toml")
+    tasks = make_plan(campaign).tasks
+    guard = TaskGuard(Runtime(batch_size=2), timeout=4, retry=RetryPolicy(max=1, on=("killed",)))
+    start = time.monotonic()
+    records = guard(TaskBatch(tuple(tasks)))  # the spinning Cu cell takes the batch with it at 2 x 4 s
+    assert 8 <= time.monotonic() - start < 60
+    assert [r.status for r in records] == ["failed", "failed"]
+    assert all(r.error.startswith("timeout after 8 s: the batch of 2 tasks was killed") for r in records)
+    assert all(failure_kind(r) == "timeout" for r in records)
+
+
+def test_a_batch_whose_sandbox_dies_runs_again_task_by_task(tmp_path, calculator_registry) -> None:
+    from tansaku.workflows.run_task import TaskBatch
+
+    calculator_registry(CalculatorSpec(name="faulty-emt", factory=_Suicide, elements=frozenset({"Cu", "Au"}),
+                                       package="ase"))
+    cu, au = _tasks(tmp_path, "faulty-emt")
+    records = TaskGuard(Runtime(batch_size=2), timeout=60)(TaskBatch((cu, au)))  # default policy: killed, once
+    by_label = {r.label.split()[0]: r for r in records}
+    assert [r.task_id for r in records] == [cu.task_id, au.task_id]
+    ok, dead = by_label[cu.label.split()[0]], by_label[au.label.split()[0]]
+    assert ok.status == "ok" and np.isfinite(ok.energy)
+    assert json.loads(ok.history)[0]["correction"] == {"retry": "alone"}  # the batch's death is in its history
+    assert dead.status == "failed" and failure_kind(dead) == "killed"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_forked_or_spawned_sandbox_is_killed_at_the_timeout(tmp_path, monkeypatch, method) -> None:
+    from tansaku.hpc.orphans import process_name
+    from tansaku.workflows import sandbox
+
+    monkeypatch.setattr(sandbox, "START_METHOD", method)
+    close_sandbox()
+    tasks = make_plan(parse_campaign(SPIN.format(output=tmp_path / "spin.h5", timeout=8), source="spin.toml")).tasks
+    spin, ok = sorted(tasks, key=lambda t: not t.label.startswith("Cu"))  # the spinning Cu cell first
+    guard = TaskGuard(Runtime(), timeout=8, retry=RetryPolicy(max=0))
+    try:
+        record = guard(ok)  # starts the sandbox (a spawned one imports for seconds: not the task's time)
+        box = sandbox._sandbox().proc
+        assert record.status == "ok" and process_name(box.pid) == sandbox.SANDBOX_NAME
+        assert type(box).__name__ == ("_Forked" if method == "fork" else "Popen")
+        start = time.monotonic()
+        record = guard(spin)
+        assert time.monotonic() - start < 60
+        assert record.status == "failed" and record.error.startswith("timeout after 8 s: the task was killed")
+        assert process_name(box.pid) in ("", sandbox.SANDBOX_NAME) and box.poll() is not None  # killed, reaped
+        assert guard(ok).status == "ok"  # a fresh sandbox runs the next task
+    finally:
+        close_sandbox()

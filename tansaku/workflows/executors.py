@@ -168,33 +168,61 @@ def dask_executor(workers: int, run: TaskRunner = run_task, address: str | None 
 def _pool_initializer(threads: int) -> None:
     """In each pool process: BLAS/torch pinned; SIGINT and SIGTERM ignored (the parent decides when the
     pool stops: a batch system signals the whole process group, and a task killed that way must not be
-    stored as failed)."""
+    stored as failed); SIGKILL when the forkserver, its parent, ends. The forkserver ends when the last
+    holder of its "alive" pipe closes it; multiprocessing hands that pipe to every worker too (so that a
+    worker may start processes of its own through it), which kept the forkserver, and so the workers, alive
+    after a ``kill -9`` of the coordinator. Each worker closes its copy: the coordinator's death then ends
+    the forkserver, the workers (PR_SET_PDEATHSIG) and their task sandboxes (which die with the workers)."""
     import signal
+    from multiprocessing import forkserver
 
+    from tansaku.hpc.orphans import die_with_parent
+
+    server = forkserver._forkserver
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _pin_worker_threads(threads)
 
 
+POOL_PRELOAD = ["tansaku.hpc.pool_signals", "tansaku.workflows.run_task"]
+
+
+def _forkserver_context():
+    """The forkserver context of pool workers, its server started now (it imports tansaku once, in the
+    background, while this process goes on: each worker is then forked from it ready to run)."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    # the forkserver imports tansaku once (each worker is forked from it) and ignores SIGTERM/SIGINT
+    context.set_forkserver_preload(POOL_PRELOAD)
+    forkserver.ensure_running()
+    return context
+
+
 def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1.0,
-                  threads_per_task: int = 1) -> Executor:
+                  threads_per_task: int = 1, queued: int = 1) -> Executor:
     """Run tasks on ``workers`` local processes (``concurrent.futures``, forkserver start).
 
-    The executor of a packed batch job (``tansaku worker --workers N``): it starts in well under a
-    second (one forkserver imports tansaku once, each worker is forked from it), needs no scheduler,
-    ports or dashboard, and holds exactly one task per process, so a deadline decides each new task
-    when a process frees up. When a process dies the pool is restarted and the tasks that were in flight
-    run again one at a time: the one that kills its process alone is failed, the others are unharmed.
-    Closing the iterator early kills the processes (their tasks are abandoned, not recorded).
+    The executor of ``tansaku run`` with ``executor = "pool"`` and of a packed batch job (``tansaku worker
+    --workers N``): it starts in well under a second (one forkserver imports tansaku once, each worker is
+    forked from it; the forkserver starts when this executor is made, so its imports overlap whatever the
+    caller does before running tasks), needs no scheduler, ports or dashboard. ``queued`` tasks per worker
+    wait in the pool's queue beyond those running, so a worker that finishes one starts the next without
+    waiting for this process; 0 hands a task out only when a process frees up (a deadline then decides
+    each new task: ``tansaku worker``). When a process dies the pool is restarted and the tasks that were
+    in flight run again one at a time: the one that kills its process alone is failed, the others are
+    unharmed. Closing the iterator early kills the processes (their tasks are abandoned, not recorded).
     """
+    context = _forkserver_context()
 
     def start():
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("forkserver")
-        # the forkserver imports tansaku once (each worker is forked from it) and ignores SIGTERM/SIGINT
-        context.set_forkserver_preload(["tansaku.hpc.pool_signals", "tansaku.workflows.run_task"])
         return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pool_initializer,
                                    initargs=(threads_per_task,))
 
@@ -228,7 +256,7 @@ def pool_executor(workers: int, run: TaskRunner = run_task, heartbeat: float = 1
                         isolated = True
                 else:
                     isolated = False
-                    while not exhausted and len(pending) < workers:
+                    while not exhausted and len(pending) < workers * (1 + queued):
                         task = next(task_iter, None)
                         if task is None:
                             exhausted = True
@@ -297,6 +325,7 @@ class ExecutorSpec:
     description: str = ""
     parallel: bool = True  # runs several tasks at once (has a ``workers`` option or ranks)
     uses_scheduler: bool = False  # factory(options, run, scheduler): gets the campaign's [scheduler] settings
+    prepare: Callable[[], object] | None = None  # cheap start-up begun before planning (prepare_executor)
 
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -331,6 +360,14 @@ def n_workers(options: Mapping[str, Any]) -> int:
     return int(options.get("workers") or os.cpu_count() or 1)
 
 
+def prepare_executor(name: str) -> None:
+    """Begin the executor's start-up that needs no tasks (the pool's forkserver and its imports), so that
+    it runs in the background while the campaign is planned; a no-op for executors without one."""
+    spec = _EXECUTORS.get(name)
+    if spec is not None and spec.prepare is not None:
+        spec.prepare()
+
+
 def make_executor(name: str, options: Mapping[str, Any] | None = None, run: TaskRunner = run_task,
                   scheduler: Any = None) -> Executor:
     """The executor called ``name`` with ``options`` (validated [execution] options; missing ones default);
@@ -356,7 +393,8 @@ register_executor(ExecutorSpec(
     "Dask: a LocalCluster started and stopped by tansaku, or an existing scheduler"))
 register_executor(ExecutorSpec(
     "pool", lambda o, run: pool_executor(n_workers(o), run, threads_per_task=o["threads_per_task"]),
-    (WORKERS, THREADS), "local worker processes (no scheduler; what a packed batch job runs)"))
+    (WORKERS, THREADS), "local worker processes (no scheduler; what a packed batch job runs)",
+    prepare=_forkserver_context))
 
 
 def mpi_executor(run: TaskRunner = run_task, heartbeat: float = 1.0) -> Executor:

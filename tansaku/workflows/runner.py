@@ -17,6 +17,7 @@ from tansaku.workflows.executors import (
     get_executor_spec,
     make_executor,
     n_workers,
+    prepare_executor,
 )
 from tansaku.workflows.plan import Plan
 from tansaku.workflows.run_task import work_units
@@ -58,6 +59,13 @@ def tasks_to_run(tasks: Sequence[Task], statuses: dict[str, str], rerun_failed: 
     return todo
 
 
+def longest_first(tasks: Sequence[Task]) -> list[Task]:
+    """``tasks`` by decreasing expected cost, the number of atoms (stable: plan order among equals). On W
+    workers the last tasks handed out are then the shortest, so no worker runs on long after the others
+    have finished (the tail of a parallel run is at most one short task)."""
+    return sorted(tasks, key=lambda task: -len(task.atoms))
+
+
 class _BatchWriter:
     """Buffers records and appends them when the batch is full or the oldest waited too long."""
 
@@ -86,12 +94,14 @@ class _BatchWriter:
         self.buffer = []
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, show: bool = True) -> Progress:
+    """The progress bar; not shown: no display thread at all (rich redraws a live display 10 times a second,
+    CPU taken from the workers on a small machine), shown: redrawn twice a second."""
     return Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(),  # the name is text, not markup
         TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed, "
                    "{task.fields[rate]:.1f} tasks/min"), TimeElapsedColumn(),
-        console=console, transient=False)
+        console=console, transient=False, disable=not show, refresh_per_second=2)
 
 
 def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = None, rerun_failed: bool = False,
@@ -110,7 +120,7 @@ def execute_plan(plan: Plan, campaign: Campaign, executor: Executor | None = Non
             units: list = todo
             if executor is None:  # ours: ML tasks go out in batches when the runtime has a batch_size
                 runtime = campaign.calculator.runtime
-                units = work_units(todo, runtime, _parallel_workers(campaign.execution))
+                units = work_units(longest_first(todo), runtime, _parallel_workers(campaign.execution))
                 executor = make_executor(campaign.execution.executor, campaign.execution.options, task_runner(campaign),
                                          scheduler=campaign.scheduler)
             store_records(store, executor, units, summary, campaign.execution, campaign.name, console, show_progress,
@@ -143,7 +153,7 @@ def store_records(store: Store, executor: Executor, tasks: Iterable[Task], summa
     writer = _BatchWriter(store, summary, execution.batch_size, execution.flush_seconds)
     total = total if total is not None else (len(tasks) if isinstance(tasks, Sized) else None)
     records = executor(iter(tasks))
-    with _progress(console) as progress:
+    with _progress(console, show_progress) as progress:
         bar = progress.add_task(title, total=total, failed=0, rate=0.0, visible=show_progress)
         try:
             for record in records:
@@ -181,5 +191,6 @@ def run_campaign(campaign: Campaign, rerun_failed: bool = False, console: Consol
 
     if campaign.is_funnel:
         raise ValueError(f"{campaign.source}: a funnel ([[stages]]) runs with tansaku.workflows.funnel.run_funnel")
+    prepare_executor(campaign.execution.executor)  # e.g. the pool's forkserver imports while the plan is made
     plan, _ = ensure_plan(campaign)
     return execute_plan(plan, campaign, rerun_failed=rerun_failed, console=console, show_progress=show_progress)

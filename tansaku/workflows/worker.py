@@ -25,7 +25,7 @@ from rich.console import Console
 from tansaku.results import Store
 from tansaku.results.record import Record
 from tansaku.workflows.campaign import Campaign
-from tansaku.workflows.executors import Executor, make_executor
+from tansaku.workflows.executors import Executor, make_executor, pool_executor
 from tansaku.workflows.planfile import check_plan, load_tasks
 from tansaku.workflows.sandbox import task_runner
 from tansaku.workflows.runner import RunSummary, store_records, tasks_to_run
@@ -148,8 +148,9 @@ def run_worker(campaign: Campaign, task_ids: Iterable[str], shard: str | Path, w
     threads = int(campaign.execution.options.get("threads_per_task", 1))
     if executor is None:
         run = task_runner(campaign)
-        executor = make_executor("pool", {"workers": workers, "threads_per_task": threads}, run) if workers > 0 \
-            else make_executor("serial", {"threads_per_task": threads}, run)
+        # with a deadline a task is handed out only when a process frees up (queued = 0): the gate decides it
+        executor = pool_executor(workers, run, threads_per_task=threads, queued=0 if deadline else 1) \
+            if workers > 0 else make_executor("serial", {"threads_per_task": threads}, run)
     gate = DeadlineGate(deadline=deadline, prior_seconds=prior_seconds, margin_seconds=margin_seconds)
     shard.parent.mkdir(parents=True, exist_ok=True)
     with _Terminate(gate.stop), Store.open(shard, campaign_text=campaign.text) as store:
