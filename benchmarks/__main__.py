@@ -8,7 +8,7 @@
 Each item is a ``benchmarks/bench_<item>.py`` module with ``run(repeats, quick) -> list[Row]``; its
 baseline and fast path are timed back to back in every repeat, and the table shows the median and
 the range of the per-repeat ratios, with the machine's core count. The older stand-alone scripts
-(bench_store_write, bench_query, bench_executors, bench_rank) still run on their own.
+(bench_store_write, bench_query, bench_executors) still run on their own.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ ITEMS = {  # issue 11 item -> module
     "store": "benchmarks.bench_store",
     "ml_batch": "benchmarks.bench_ml_batch",
     "engine": "benchmarks.bench_engine",
+    "rank": "benchmarks.bench_rank",
 }
 
 

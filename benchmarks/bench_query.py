@@ -2,16 +2,18 @@
 
     python benchmarks/bench_query.py [--records 1000000] [--file /tmp/tansaku_bench_query_1000000.h5] [--repeat 5]
 
-Builds (once; cached at --file, rebuilt when missing or of another size) a store of synthetic records
-(tests/synthetic.py, 2-4 atoms each, written by Store.append in big batches) with derived columns
-``e_above_hull`` and ``mu0_ms`` (write_derived), then times queries:
+Builds (once; cached at --file, rebuilt when missing, of another size or of an older schema version) a
+store of synthetic 26-atom records (tests/synthetic.py, written by Store.append_packed in big batches)
+with derived columns ``e_above_hull`` and ``mu0_ms`` (write_derived, in the side file), then times
+queries:
 
 - cold: in a new process, so the file is opened and every dataset read for the first time (the
   operating system's page cache is warm: this measures tansaku + HDF5, not the disk);
 - warm: the best of --repeat calls in this process.
 
-Each figure is shown next to baselines in plain h5py + numpy: one reads the datasets the filters use and
-computes the mask (no output); the other also reads the output text columns of the hits.
+Each figure is shown next to baselines in plain h5py + numpy (+ hdf5plugin, as docs/hdf5_schema.md
+shows): one reads the datasets the filters use (derived columns from the side file) and computes the
+mask (no output); the other also reads the output text columns of the hits.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; tests/synthetic.py
 
 import h5py  # noqa: E402
+import hdf5plugin  # noqa: E402,F401  (registers Blosc, which schema version 3 uses)
 import numpy as np  # noqa: E402
 
-from tansaku.results import Store, committed_rows, derived_columns, open_for_reading  # noqa: E402
+from tansaku.results import SCHEMA_VERSION, Store, committed_rows, derived_columns, open_for_reading  # noqa: E402
 from tansaku.results.derived import write_derived  # noqa: E402
-from synthetic import synthetic_record  # noqa: E402
+from synthetic import synthetic_batch  # noqa: E402
 
 BATCH = 50_000
 SEED = 20261201
@@ -58,13 +61,13 @@ def derived_values(n: int) -> dict[str, np.ndarray]:
 
 
 def build(path: Path, n: int) -> None:
-    """Write ``n`` synthetic records (2-4 atoms) in batches, then the derived columns."""
+    """Write ``n`` synthetic records (26 atoms) in batches, then the derived columns."""
     for p in (path, path.with_name(path.name + ".lock")):
         p.unlink(missing_ok=True)
     t = time.perf_counter()
     with Store.open(path, campaign_text="query benchmark") as store:
         for a in range(0, n, BATCH):
-            store.append([synthetic_record(k, natoms=2 + k % 3) for k in range(a, min(a + BATCH, n))])
+            store.append_packed(synthetic_batch(a, min(a + BATCH, n)))
             print(f"\r  {min(a + BATCH, n)} records written", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     write_derived(path, derived_values(n), {"settings": json.dumps({"benchmark": True})})
@@ -74,14 +77,26 @@ def build(path: Path, n: int) -> None:
 def cached(path: Path, n: int) -> bool:
     try:
         with open_for_reading(path) as f:
-            return committed_rows(f) == n and {"e_above_hull", "mu0_ms"} <= set(derived_columns(f))
+            return committed_rows(f) == n and {"e_above_hull", "mu0_ms"} <= set(derived_columns(f)) \
+                and int(f.attrs["schema_version"]) == SCHEMA_VERSION
     except (OSError, Exception):  # missing, or a broken file from an interrupted build
         return False
 
 
 def _two_filters(f: h5py.File, n: int) -> np.ndarray:
-    e, m = f["derived/e_above_hull"][:n], f["derived/mu0_ms"][:n]
+    with h5py.File(f"{f.filename}.derived.h5", "r", locking=False) as side:  # the ranking's side file
+        e, m = side["derived/e_above_hull"][:n], side["derived/mu0_ms"][:n]
     return np.flatnonzero((e <= 0.05) & (m >= 1.5))
+
+
+def _text(f: h5py.File, name: str, n: int, rows: np.ndarray) -> list[str]:
+    """Text column ``name`` at ``rows``: fixed-width bytes (status, kind) or [start, stop) spans into
+    /text/<name>, as docs/hdf5_schema.md reads them."""
+    values = f[f"records/{name}"][:n][rows]
+    if name not in f["text"]:
+        return np.char.decode(values, "utf-8").tolist()
+    data = f["text"][name][: int(values[:, 1].max())].tobytes() if len(values) else b""
+    return [data[a:b].decode("utf-8") for a, b in values]
 
 
 def _elements(f: h5py.File, n: int) -> np.ndarray:
@@ -106,7 +121,7 @@ def baseline(path: Path, which: str, output: bool) -> int:
         rows = FILTERS[which](f, n)
         if output:
             for name in OUTPUT:
-                np.char.decode(f[f"records/{name}"][:n][rows], "utf-8")
+                _text(f, name, n, rows)
         return len(rows)
 
 

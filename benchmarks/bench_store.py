@@ -1,19 +1,22 @@
 """Issue 11 item 6, the store at scale, side by side (``python -m benchmarks store``).
 
 The same synthetic 26-atom records (tests/synthetic.py) are written by each variant into a fresh file;
-only the append calls are timed (records are generated between them, untimed). Times are CPU seconds of
-this process (user + system, all its threads: ``time.process_time``), not wall time: on a shared machine
-with a load of 10+ on 2 cores, wall time measures the other users. Compression threads (schema v2) add
-their CPU time, so on an idle multi-core machine v2's wall time is lower than its CPU time.
+only the append calls (and the closing compaction) are timed: records are generated between them,
+untimed. Times are CPU seconds of this process (user + system, all its threads: ``time.process_time``),
+not wall time: on a shared machine with a load of 10+ on 2 cores, wall time measures the other users.
 
-- append: schema version 1 (fixed-width text, 4 kB gzip-4 chunks) vs version 2 (ragged text, unfiltered
-  numbers, gzip-1 in larger chunks), from Records (``Store.append``: validation and packing included) at
-  batch 256 and 4096, and from packed batches (``Store.append_packed``: the store alone) at 4096;
+- append: schema version 2 (ragged text, unfiltered numbers, shuffle + gzip-1) vs version 3 (the same
+  datasets compressed by Blosc LZ4 + shuffle, in larger chunks), from Records (``Store.append``:
+  validation and packing included) at batch 256 and 4096 on at most 10^5 records, and from packed
+  batches (``Store.append_packed``: the store alone; ``synthetic_batch`` builds them column by column) at
+  batch 4096 on all records; version 3 at batch 256 vs 65536 (the fixed cost of a commit); version 1
+  (fixed-width text, 4 kB gzip-4 chunks) vs version 3 on at most 10^5 records;
 - references: Parquet (pyarrow, if installed: the same packed columns as an Arrow table per batch, text
   as strings, per-atom arrays as lists) and ase.db (SQLite, one ``write`` per record in one transaction,
   on fewer records: its time is scaled to the same count);
-- queries on the version-1 and version-2 files just written, with two derived columns: two filters
-  (default output columns), and the top 50 by a derived column with every one-value-per-row column;
+- queries on the version-2 and version-3 files just written, with two derived columns: two filters
+  (selection only: row numbers; and with the default output columns), and the top 50 by a derived
+  column with every one-value-per-row column;
 - rank: storing two derived columns by copying the whole store (what ranking did before the side file)
   vs ``write_derived`` writing only the side file.
 
@@ -35,12 +38,13 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's tansaku; test
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from synthetic import synthetic_record  # noqa: E402
+from synthetic import synthetic_batch, synthetic_record  # noqa: E402
 
 from benchmarks._table import Row  # noqa: E402
 from tansaku.results import Store, write_derived  # noqa: E402
 from tansaku.results.atomic import fsync_path  # noqa: E402
 from tansaku.results.pack import Batch, pack  # noqa: E402
+from tansaku.results.schema import SCHEMA_VERSION  # noqa: E402
 from tansaku.results.query import query  # noqa: E402
 from tansaku.results.read import committed_rows, open_for_reading  # noqa: E402
 from tansaku.results.recover import write_new_file  # noqa: E402
@@ -70,12 +74,12 @@ def _append(path: Path, n: int, batch: int, version: int, packed: bool) -> float
     spent = 0.0
     store = Store.open(path)
     for a in range(0, n, batch):
-        records = _records(a, min(a + batch, n))
         if packed:
-            data = pack(records)
+            data = synthetic_batch(a, min(a + batch, n), NATOMS)
             t = clock()
             store.append_packed(data)
         else:
+            records = _records(a, min(a + batch, n))
             t = clock()
             store.append(records)
         spent += clock() - t
@@ -127,7 +131,7 @@ def _parquet(path: Path, n: int, batch: int) -> float:
     spent, writer = 0.0, None
     try:
         for a in range(0, n, batch):
-            data = pack(_records(a, min(a + batch, n)))
+            data = synthetic_batch(a, min(a + batch, n), NATOMS)
             t = clock()
             table = _arrow(data)
             writer = writer or pq.ParquetWriter(path, table.schema)
@@ -192,20 +196,28 @@ def _size(path: Path, n: int) -> str:
 
 def run(repeats: int, quick: bool) -> list[Row]:
     n = int(os.environ.get("TANSAKU_BENCH_STORE_RECORDS", "0")) or (10_000 if quick else 100_000)
+    m = min(n, 100_000)  # records built as Record objects (~0.1 ms each) or written by version 1
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        v1, v2 = Path(tmp) / "v1.h5", Path(tmp) / "v2.h5"
+        v1, v2, v3 = Path(tmp) / "v1.h5", Path(tmp) / "v2.h5", Path(tmp) / "v3.h5"
+        files = {1: v1, 2: v2, 3: v3}
 
-        def pair(case: str, batch: int, packed: bool) -> None:
-            base, fast = _pair(lambda: _append(v1, n, batch, 1, packed), lambda: _append(v2, n, batch, 2, packed),
-                               repeats)
-            rows.append(Row("store", f"append {n} x {NATOMS}-atom records, {case}, batch {batch}", "schema v1",
-                            "schema v2", base, fast, f"v1 {_rate(n, base)} {_size(v1, n)}; v2 {_rate(n, fast)} "
-                            f"{_size(v2, n)}"))
+        def pair(case: str, count: int, old: int, batch: int, packed: bool, new_batch: int | None = None) -> None:
+            new = SCHEMA_VERSION
+            base, fast = _pair(lambda: _append(files[old], count, batch, old, packed),
+                               lambda: _append(files[new], count, new_batch or batch, new, packed), repeats)
+            label = f"batch {batch}" if new_batch is None else f"batch {batch} vs {new_batch}"
+            rows.append(Row("store", f"append {count} x {NATOMS}-atom records, {case}, {label}",
+                            f"schema v{old}" + (f", batch {batch}" if new_batch else ""),
+                            f"schema v{new}" + (f", batch {new_batch}" if new_batch else ""), base, fast,
+                            f"v{old} {_rate(count, base)} {_size(files[old], count)}; "
+                            f"v{new} {_rate(count, fast)} {_size(files[new], count)}"))
 
-        pair("from Records", 256, False)
-        pair("from Records", 4096, False)
-        pair("packed (store only)", 4096, True)
+        pair("from Records", m, 2, 256, False)
+        pair("from Records", m, 2, 4096, False)
+        pair("packed (store only)", m, 1, 4096, True)
+        pair("packed (store only)", n, 3, 256, True, 65536)
+        pair("packed (store only)", n, 2, 4096, True)
 
         try:
             import pyarrow  # noqa: F401
@@ -214,32 +226,33 @@ def run(repeats: int, quick: bool) -> list[Row]:
         if pyarrow is not None:
             pq_path = Path(tmp) / "ref.parquet"
             _parquet(pq_path, 16, 16)  # pyarrow's one-off initialisation (~1 s), not timed
-            base, fast = _pair(lambda: _parquet(pq_path, n, 4096), lambda: _append(v2, n, 4096, 2, True), repeats)
-            rows.append(Row("store", f"append {n} packed records, batch 4096", "Parquet (pyarrow)", "schema v2", base,
-                            fast, f"Parquet {_rate(n, base)} {_size(pq_path, n)}; v2 {_rate(n, fast)} {_size(v2, n)}"))
-        m = min(n, 2_000)
+            base, fast = _pair(lambda: _parquet(pq_path, n, 4096), lambda: _append(v3, n, 4096, 3, True), repeats)
+            rows.append(Row("store", f"append {n} packed records, batch 4096", "Parquet (pyarrow)", "schema v3", base,
+                            fast, f"Parquet {_rate(n, base)} {_size(pq_path, n)}; v3 {_rate(n, fast)} {_size(v3, n)}"))
+        k = min(n, 2_000)
         db_path = Path(tmp) / "ref.db"
-        base, fast = _pair(lambda: _ase_db(db_path, m) * n / m, lambda: _append(v2, n, 256, 2, False), 1)
-        rows.append(Row("store", f"append {n} records (ase.db: {m} in one transaction, scaled)", "ase.db (SQLite)",
-                        "schema v2, batch 256",
-                        base, fast, f"ase.db {_rate(n, base)} {_size(db_path, m)}; v2 {_rate(n, fast)}"))
+        base, fast = _pair(lambda: _ase_db(db_path, k) * m / k, lambda: _append(v3, m, 256, 3, False), 1)
+        rows.append(Row("store", f"append {m} records (ase.db: {k} in one transaction, scaled)", "ase.db (SQLite)",
+                        "schema v3, batch 256", base, fast, f"ase.db {_rate(m, base)} {_size(db_path, k)}; "
+                                                            f"v3 {_rate(m, fast)}"))
 
-        for path in (v1, v2):  # the version-1 and version-2 files of the last batch-4096 runs, ranked
-            if path == v2:
-                _append(v2, n, 4096, 2, True)
+        for path in (v2, v3):  # the version-2 file of the last batch-4096 run, version 3 rewritten so, ranked
+            if path == v3:
+                _append(v3, n, 4096, 3, True)
             write_derived(path, _derived(n))
 
         def queries(case: str, **kw) -> None:
-            base, fast = _pair(lambda: _cpu(lambda: query(v1, **kw)), lambda: _cpu(lambda: query(v2, **kw)), repeats)
-            rows.append(Row("store", f"{case} ({n} records)", "schema v1", "schema v2", base, fast,
-                            f"{len(query(v2, **kw))} rows"))
+            base, fast = _pair(lambda: _cpu(lambda: query(v2, **kw)), lambda: _cpu(lambda: query(v3, **kw)), repeats)
+            rows.append(Row("store", f"{case} ({n} records)", "schema v2", "schema v3", base, fast,
+                            f"{len(query(v3, **kw))} rows"))
 
-        queries("query: two filters", where=TWO_FILTERS)
+        queries("query: two filters, row numbers only", where=TWO_FILTERS, columns=[], ids=False)
+        queries("query: two filters, default columns", where=TWO_FILTERS)
         queries("query: top 50 by e_above_hull, all columns", sort="e_above_hull", limit=50, columns=ALL_COLUMNS)
 
         columns = _derived(n)
-        base, fast = _pair(lambda: _cpu(lambda: _copy_with_derived(v2, columns), 1),
-                           lambda: _cpu(lambda: write_derived(v2, columns), 1), repeats)
+        base, fast = _pair(lambda: _cpu(lambda: _copy_with_derived(v3, columns), 1),
+                           lambda: _cpu(lambda: write_derived(v3, columns), 1), repeats)
         rows.append(Row("store", f"rank: store 2 derived columns of {n} rows", "copy of the store", "side file",
                         base, fast, "the side file's cost does not grow with the records' size"))
     return rows

@@ -55,6 +55,55 @@ def synthetic_record(k: int, status: str = STATUS_OK, natoms: int | None = None)
     )
 
 
+def synthetic_batch(a: int, b: int, natoms: int = 26):
+    """``pack([synthetic_record(k, natoms=natoms) for k in range(a, b)])`` (all "ok"), built column by column:
+    ~50x faster, for benchmarks of 10^6 records (tests/test_store.py checks that both are equal)."""
+    from tansaku.results.pack import Batch, _text_column
+    from tansaku.results.schema import RECORD_COLUMN_BY_NAME, SCALAR_COLUMNS, STRING_COLUMNS
+
+    k = np.arange(a, b)
+    m, n = len(k), natoms
+    texts = {
+        "task_id": [f"t{i:09d}" for i in range(a, b)],
+        "candidate_id": [f"cand-{i // 2}" for i in range(a, b)],
+        "kind": [KINDS[i % 3] for i in range(a, b)],
+        "label": [f"Fe₂Co-{i} α✓ é" for i in range(a, b)],
+        "formula": [f"Fe{1 + i % 4}Co" for i in range(a, b)],
+        "prototype": [("L1_0", "B2", "D0_3")[i % 3] for i in range(a, b)],
+        "parent": [f"parent-{i // 10}" for i in range(a, b)],
+        "calculator": ["emt"] * m,
+        "stage": ["relax"] * m,
+        "status": [STATUS_OK] * m,
+        "worker": [f"node{i % 8}:{1000 + i}" for i in range(a, b)],
+    }
+    cell = np.zeros((m, 3, 3))
+    cell[:, 0, 0], cell[:, 1, 1], cell[:, 2, 2] = 3.0 + k % 5 * 0.1, 3.5, 4.0 + k * 1e-6
+    cell[:, 1, 0] = 0.25
+    magmoms = np.linspace(-1.0, 2.0, n) + k[:, None] * 1e-3
+    if n > 1:
+        magmoms[k % 5 == 1, 0] = np.nan
+    magmoms[k % 3 == 0] = np.nan
+    total = np.nansum(magmoms, axis=1)
+    total[k % 3 == 0] = np.nan
+    scalars = {
+        "energy": -0.25 * k, "energy_per_atom": -0.25 * k / max(n, 1), "fmax": 0.01 + k % 10 * 1e-3,
+        "volume": np.abs(np.linalg.det(cell)), "magmom_total": total, "steps": k % 200,
+        "converged": k % 4 != 0, "wall_time": 0.1 * (k % 50), "finished_at": 1.7e9 + k,
+    }
+    default = {f.name: f.default for f in dataclasses.fields(Record)}  # of the fields set above: none
+    rows = {c.name: np.asarray(scalars[c.name], c.dtype) if c.name in scalars else np.full(m, default[c.name], c.dtype)
+            for c in SCALAR_COLUMNS}
+    rows |= {"stress": np.arange(6.0) * 1e-3 + k[:, None] * 1e-6, "cell": cell,
+             "pbc": np.stack([np.ones(m, bool), k % 2 == 0, np.ones(m, bool)], axis=1),
+             "natoms": np.full(m, n, np.int32)}
+    text = {c.name: _text_column(tuple(texts.get(c.name, [default[c.name]] * m)), RECORD_COLUMN_BY_NAME[c.name])
+            for c in STRING_COLUMNS}
+    atoms = {"numbers": (1 + (k[:, None] + np.arange(n)) % 90).astype(np.int16).ravel(),
+             "positions": (np.arange(3.0 * n).reshape(1, n, 3) * 0.5 + (k % 97)[:, None, None] * 0.01).reshape(-1, 3),
+             "magmoms": magmoms.ravel()}
+    return Batch(texts["task_id"], rows, atoms, text)
+
+
 def record_differences(stored: Record, expected: Record, error_bytes: int = 512) -> list[str]:
     """Names of the fields where ``stored`` differs from ``expected`` (NaN equals NaN; ``error`` is
     compared after the store's truncation to ``error_bytes``)."""

@@ -126,6 +126,70 @@ def test_flipped_bond_fraction():
 
 # ------------------------------------------------------------------ tasks and planning
 
+def l10_fept() -> Atoms:
+    return Atoms("FePt", scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5)], cell=[2.73, 2.73, 3.71], pbc=True)
+
+
+def test_supercell_patterns_give_one_site_cells_an_antiparallel_state():
+    # L10 FePt has one magnetic site: FM only in its cell; in a 2x1x1 supercell the Fe planes alternate
+    assert [c.name for c in magnetic_configurations(l10_fept(), "enumerate", 4)] == ["fm"]
+    fm, ud = magnetic_configurations(l10_fept(), "enumerate", 4, supercell=(2, 1, 1))
+    assert (fm.name, fm.repeat, len(fm.atoms(l10_fept()))) == ("fm", (1, 1, 1), 2)  # FM stays in the cell
+    assert (ud.name, ud.repeat) == ("ud:ud@2x1x1", (2, 1, 1))
+    cell = ud.atoms(l10_fept())
+    assert cell.get_chemical_formula() == "Fe2Pt2" and cell.cell.lengths() == pytest.approx([5.46, 2.73, 3.71])
+    np.testing.assert_array_equal(cell.get_initial_magnetic_moments(), [5.0, 0.6, -5.0, 0.6])  # Pt: induced
+    # half of each Fe's four in-plane Fe neighbours flip: the stand-in for the disordered state (f = 1/2)
+    assert flipped_bond_fraction(cell, [5.0, 0.6, 5.0, 0.6], ud.magmoms) == 0.5
+    # B2 FeCo: in its own cell the only pattern flips every bond (f = 1); the supercell's first has f = 1/2
+    feco = Atoms("FeCo", scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5)], cell=[2.85] * 3, pbc=True)
+    (own,) = magnetic_configurations(feco, "enumerate", 2)[1:]
+    (double,) = magnetic_configurations(feco, "enumerate", 2, supercell=(2, 1, 1))[1:]
+    assert flipped_bond_fraction(feco, [5, 5], own.magmoms) == 1.0
+    assert flipped_bond_fraction(double.atoms(feco), [5] * 4, double.magmoms) == 0.5
+    # each configuration its own task; FM keeps the id it has without configurations
+    params = get_spec("gpaw").resolve_params({"preset": "fast"})
+    candidate = Candidate(l10_fept(), "test")
+    tasks = [make_task(candidate, "gpaw", params, RelaxSettings(), configuration=c) for c in (fm, ud)]
+    assert tasks[0].task_id == make_task(candidate, "gpaw", params, RelaxSettings()).task_id
+    assert len(tasks[1].atoms) == 4 and tasks[1].task_id != tasks[0].task_id
+
+
+def test_supercell_is_checked_in_the_campaign(tmp_path):
+    def text(mode: str, supercell: str) -> str:
+        return CAMPAIGN.format(calculator="gpaw", params='params = { preset = "fast" }', mode=mode).replace(
+            "max_configurations = 3", f"max_configurations = 3\nsupercell = {supercell}")
+
+    campaign = parse_campaign(text("enumerate", "[1, 1, 2]"), base_dir=tmp_path)
+    assert campaign.magnetism.supercell == (1, 1, 2)
+    assert {len(t.atoms) for t in make_plan(campaign).tasks} == {4, 8}  # FM in the 4-atom cell, patterns in 8
+    with pytest.raises(CampaignError, match=r"magnetism.supercell: expected three positive integers, got \[2, 1\]"):
+        parse_campaign(text("enumerate", "[2, 1]"), base_dir=tmp_path)
+    with pytest.raises(CampaignError, match="magnetism.supercell: applies to configurations = \"enumerate\" only"):
+        parse_campaign(text("fm+re-antiparallel", "[2, 1, 1]"), base_dir=tmp_path)
+
+
+def test_magnet_funnel_example_computes_two_magnetic_states_of_every_candidate():
+    """The example's DFT stage (planning path, no DFT run): every candidate gets FM in its own cell and a
+    second state in the 2x1x1 supercell with half the nearest-neighbour bonds of the magnetic sites flipped,
+    so its ranking has a Curie-temperature estimate whatever the CHGNet stage selects."""
+    from pathlib import Path
+
+    from tansaku.workflows.funnel import configuration_tasks
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "magnet_funnel.toml"
+    campaign = parse_campaign(example.read_text(), base_dir=example.parent, source=str(example))
+    dft = campaign.stage("dft")
+    first = [t for t in make_plan(campaign).tasks if t.kind == "candidate"]
+    assert len(first) >= 10
+    for source in first:
+        tasks = configuration_tasks(source, source.atoms, dft)
+        assert [t.configuration for t in tasks][0] == "fm" and len(tasks) == 2, source.formula
+        fm, other = tasks
+        reference = np.tile(fm.atoms.get_initial_magnetic_moments(), len(other.atoms) // len(fm.atoms))
+        assert flipped_bond_fraction(other.atoms, reference, other.atoms.get_initial_magnetic_moments()) == 0.5, \
+            (source.formula, other.configuration)
+
 def test_fm_task_keeps_its_old_id_and_other_configurations_get_their_own():
     params = get_spec("gpaw").resolve_params({"preset": "fast"})
     candidate = Candidate(fe4(), "test")
@@ -211,6 +275,26 @@ def test_ranking_uses_the_ground_state_and_keeps_the_differences(tmp_path):
     assert derived["k1_mev_fu"][0] == pytest.approx(0.02e6 * a.get_volume() * 1e-30 / sc.e * 1e3 / 4)
     assert np.isfinite(derived["kappa"][0]) and np.isnan(derived["kappa"][5]) and np.isnan(derived["k1"][1])
     assert np.isnan(derived["e_above_hull"][6])  # the K1 row (no relaxation) is not on the hull
+
+
+def test_tc_from_a_supercell_configuration_against_fm_in_the_cell(tmp_path):
+    """FM of a 2-atom bcc Fe cell against the double-layer state of its 2x1x1 supercell: ΔE per magnetic
+    atom, each in its own cell; f = 1/2 from the cell's moments repeated."""
+    path = tmp_path / "fe.h5"
+    two = bulk("Fe", "bcc", a=2.83, cubic=True)
+    with Store.open(path, campaign_text="magnetism test") as store:
+        store.append([_record("fm", "fe", two, -17.564, [2.1] * 2, "fm"),
+                      _record("uudd", "fe", fe4(), -34.429, [2.09, 2.09, -2.09, -2.09], "ud:uudd@2x1x1"),
+                      # an antiferromagnet (as L10 MnPt): the supercell state is the ground state
+                      _record("fm2", "afm", two, -16.0, [4.0] * 2, "fm"),
+                      _record("ud2", "afm", fe4(), -32.4, [4.0, 4.0, -4.0, -4.0], "ud:uudd@2x1x1")])
+    derived, _ = compute_ranking(path, RankingSpec((Objective("mu0_ms", "max", 1.0),)), calculator="gpaw")
+    assert derived["ground_state"].tolist() == [True, False, False, True]
+    assert derived["delta_e_config"][2] == pytest.approx(0.1)  # FM per atom above the AFM ground state
+    assert derived["tc_mean_field"][3] == pytest.approx(2 / 3 * 0.1 * sc.e / sc.k, rel=1e-6)  # ordering estimate
+    delta = -34.429 / 4 + 17.564 / 2
+    assert derived["delta_e_config"][1] == pytest.approx(delta) and derived["delta_e_afm"][0] == pytest.approx(delta)
+    assert derived["tc_mean_field"][0] == pytest.approx(2 / 3 * delta * sc.e / sc.k, rel=1e-6)  # f = 1/2
 
 
 # ------------------------------------------------------------------ in a funnel: configurations and a K1 stage

@@ -364,3 +364,105 @@ def test_pack_fast_equals_record_by_record_packing():
     for r in bad:
         assert pack_fast([r, *records[1:20]]) is None
     assert pack_fast(records[:10] + records[:1]) is None  # a task_id twice
+
+
+def test_synthetic_batch_equals_packed_synthetic_records(tmp_path):
+    """The benchmarks' column-by-column synthetic batches are exactly the packed synthetic records, and
+    a store appended from them reads back those records."""
+    from synthetic import synthetic_batch
+
+    from tansaku.results.pack import pack
+
+    for a, b, natoms in ((0, 300, 26), (1000, 1061, 1), (5, 6, 3)):
+        fast, slow = synthetic_batch(a, b, natoms), pack([synthetic_record(k, natoms=natoms) for k in range(a, b)])
+        assert fast.task_ids == slow.task_ids and fast.settings == slow.settings
+        for part in ("rows", "atoms"):
+            x, y = getattr(fast, part), getattr(slow, part)
+            assert x.keys() == y.keys()
+            for key in x:
+                assert x[key].dtype == y[key].dtype and np.array_equal(x[key], y[key], equal_nan=True), (part, key)
+        for key in slow.text:
+            assert np.array_equal(fast.text[key].data, slow.text[key].data), key
+            assert np.array_equal(fast.text[key].lengths, slow.text[key].lengths), key
+    with Store.open(tmp_path / "s.h5") as store:
+        store.append_packed(synthetic_batch(0, 40))
+    assert [record_differences(r, synthetic_record(k, natoms=26)) for k, r in enumerate(iter_records(tmp_path / "s.h5"))] \
+        == [[]] * 40
+
+
+def test_the_writers_index_follows_failed_rows_through_mixed_batches(tmp_path):
+    """New rows, failed rows rewritten as ok or as failed again, in one batch: the writer's index (the
+    stored ids and the rows of the failed ones) says what the file says, also after reopening."""
+    path = tmp_path / "i.h5"
+
+    def failed(k):
+        return synthetic_record(k, "failed", natoms=2)
+
+    with Store.open(path) as store:
+        store.append([failed(0), synthetic_record(1), failed(2), failed(3)])
+        store.append([failed(3), synthetic_record(4), synthetic_record(2), failed(5)])  # 3 fails again
+        assert store.statuses() == {"t000000000": "failed", "t000000001": "ok", "t000000002": "ok",
+                                    "t000000003": "failed", "t000000004": "ok", "t000000005": "failed"}
+        with pytest.raises(ValueError, match="t000000002.*already stored with status 'ok'"):
+            store.append([synthetic_record(6), synthetic_record(2)])
+        store.append([synthetic_record(3)])
+        expected = store.statuses()
+        assert len(store) == 6 and "t000000006" not in store and "t000000003" in store
+    with Store.open(path) as store:
+        assert store.statuses() == expected
+        store.append([synthetic_record(0), synthetic_record(5), synthetic_record(6)])
+    cols = read_columns(path, ["task_id", "status"])
+    assert list(cols["task_id"]) == [f"t{k:09d}" for k in range(7)] and set(cols["status"]) == {"ok"}
+    assert [record_differences(r, synthetic_record(k)) for k, r in enumerate(iter_records(path))] == [[]] * 7
+
+
+def test_queued_batches_are_committed_as_one(tmp_path):
+    """``append_packed`` of several packed batches: one commit with the records of all of them, in order
+    (settings entries included); a task_id in two of them is refused before anything is written."""
+    from tansaku.results.pack import pack
+    from tansaku.results.tables import settings_table
+
+    def with_settings(k, status="ok"):
+        r = synthetic_record(k, status)
+        r.settings_id, r.settings = f"s{k % 2}", f'{{"k": {k % 2}}}'
+        return r
+
+    path = tmp_path / "q.h5"
+    batches = [pack([with_settings(k) for k in range(a, a + 5)]) for a in (0, 5, 10)]
+    with Store.open(path) as store:
+        store.append([with_settings(20, "failed")])
+        with pytest.raises(ValueError, match="t000000003.*appears twice"):
+            store.append_packed([batches[0], pack([synthetic_record(3)])])
+        assert len(store) == 1
+        store.append_packed(batches + [pack([with_settings(20)])])
+        assert len(store) == 16 and store.statuses()["t000000020"] == "ok"
+        store.append_packed([])
+    expected = [20] + list(range(15))
+    assert [r.task_id for r in iter_records(path)] == [f"t{k:09d}" for k in expected]
+    for k, r in zip(expected, iter_records(path)):
+        assert record_differences(r, with_settings(k)) == ["settings"], k  # the text lives in /settings
+    assert settings_table(path) == {"s0": '{"k": 0}', "s1": '{"k": 1}'}
+
+
+def test_a_bloated_store_is_compacted_while_open(tmp_path, monkeypatch):
+    """Many small appends leak file space (SWMR); past BLOAT_FACTOR x live data + BLOAT_SLACK the writer
+    compacts the file between two appends (a new inode), keeps every record and goes on appending; a
+    reader sees every committed row before and after."""
+    import tansaku.results.store as store_module
+    from tansaku.results.recover import rewrite as store_module_rewrite
+
+    monkeypatch.setattr(store_module, "BLOAT_FACTOR", 2)
+    monkeypatch.setattr(store_module, "BLOAT_SLACK", 0)
+    rewrites = []
+    monkeypatch.setattr(store_module, "rewrite", lambda p: rewrites.append(len(store)) or store_module_rewrite(p))
+    path = tmp_path / "bloat.h5"
+    sizes = []
+    with Store.open(path) as store:
+        for k in range(0, 120, 2):
+            store.append(_records([k, k + 1]))
+            sizes.append(path.stat().st_size)
+            assert len(read_columns(path, ["task_id"])["task_id"]) == k + 2
+        assert len(store) == 120
+    assert len([n for n in rewrites if n < 120]) > 2, rewrites  # while open, not only at close
+    assert max(sizes) < 3 * min(sizes[10:])
+    assert [record_differences(r, synthetic_record(k)) for k, r in enumerate(iter_records(path))] == [[]] * 120

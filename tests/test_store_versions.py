@@ -1,6 +1,7 @@
-"""Schema versions: version 2 (ragged text) read by plain h5py as documented; version-1 files (written by
-a frozen plain-h5py writer, tests/v1_store.py) read, queried, appended in their own layout, crash-safe,
-and upgraded only on request; a newer version is refused with a clear error; ragged text helpers."""
+"""Schema versions: version 3 (ragged text, Blosc) read by plain h5py + hdf5plugin as documented; version-2
+files (gzip) and version-1 files (written by a frozen plain-h5py writer, tests/v1_store.py) read, queried,
+appended in their own layout, crash-safe, and upgraded only on request; a newer version is refused with a
+clear error; ragged text helpers."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from tansaku.results import (
 )
 from tansaku.results.query import query, to_structures
 from tansaku.results.ragged import from_bytes, from_fixed, to_fixed
+from tansaku.results.recover import write_new_file
+from tansaku.results.schema import new_file_attrs
 from tansaku.results.store import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +51,25 @@ def _cli(*args: object) -> subprocess.CompletedProcess:
                           timeout=120, env=env)
 
 
+def _new_store(path: Path, version: int) -> Path:
+    """An empty store of schema ``version`` (2 or 3) at ``path``, as tansaku writes it."""
+    write_new_file(path, new_file_attrs("", version=version))
+    return path
+
+
+def _codecs(path: Path) -> set[str]:
+    """The compression of the datasets of /records, /atoms and /text: "gzip" (shuffle + deflate) or "blosc"
+    (the text tables /settings and /campaigns are small and always gzipped)."""
+    names = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "gzip", 32001: "blosc"}
+    found = set()
+    with h5py.File(path, "r", swmr=True, locking=False) as f:
+        for group in ("records", "atoms", "text"):
+            for ds in f[group].values():
+                dcpl = ds.id.get_create_plist()
+                found |= {names.get(dcpl.get_filter(i)[0], "other") for i in range(dcpl.get_nfilters())}
+    return found
+
+
 def _assert_stored(path: Path, expected) -> None:
     stored = list(iter_records(path))
     assert [r.task_id for r in stored] == [r.task_id for r in expected]
@@ -55,18 +77,21 @@ def _assert_stored(path: Path, expected) -> None:
         assert record_differences(s, e) == [], s.task_id
 
 
-# ---------------------------------------------------------------------------------------------- version 2
+# ------------------------------------------------------------------------------------ versions 3 and 2
 
-def test_version_2_reads_with_plain_h5py_as_documented(tmp_path):
-    """The recipe of docs/hdf5_schema.md, without tansaku, gives back every stored value."""
-    path = tmp_path / "v2.h5"
+def test_version_3_reads_with_plain_h5py_as_documented(tmp_path):
+    """The recipe of docs/hdf5_schema.md, without tansaku (h5py + hdf5plugin), gives back every stored value."""
+    import hdf5plugin  # noqa: F401  (the recipe's first line: registers Blosc)
+
+    path = tmp_path / "v3.h5"
     expected = _records(range(40)) + _records(range(40, 50), "failed")
     expected[3] = dataclasses.replace(expected[3], params='{"calculator": "gpaw", "ecut": 500}' * 40,
                                       history="ü" * 3000)  # long: cut to the column's width
     with Store.open(path) as store:
         store.append(expected[:7])
         store.append(expected[7:])
-    assert _version(path) == SCHEMA_VERSION == 2
+    assert _version(path) == SCHEMA_VERSION == 3
+    assert _codecs(path) == {"blosc"}  # Blosc (LZ4 + shuffle) only
 
     with h5py.File(path, "r", swmr=True) as f:
         n = int(f["committed"][0])
@@ -92,15 +117,68 @@ def test_version_2_reads_with_plain_h5py_as_documented(tmp_path):
                           else r for k, r in enumerate(expected)])
 
 
-def test_version_2_rewrites_failed_rows_and_recovers(tmp_path):
-    path = tmp_path / "v2.h5"
+@pytest.mark.parametrize("version", [2, 3])
+def test_ragged_versions_rewrite_failed_rows_in_their_own_layout(tmp_path, version):
+    path = _new_store(tmp_path / "v.h5", version)
     with Store.open(path) as store:
         store.append(_records(range(6), "failed", natoms=2))
         store.append(_records([2, 4], natoms=9) + _records([6]))  # rewritten in place: new atoms and text
     table = read_table(path)
+    assert _version(path) == version and _codecs(path) == {2: {"gzip"}, 3: {"blosc"}}[version]
     assert list(table["status"]) == ["failed", "failed", "ok", "failed", "ok", "failed", "ok"]
     _assert_stored(path, [synthetic_record(k, "failed", natoms=2) if k % 2 or k == 0 else synthetic_record(k, natoms=9)
                           for k in range(6)] + [synthetic_record(6)])
+
+
+def test_version_2_is_read_appended_in_its_own_layout_and_upgraded(tmp_path):
+    """A version-2 file (gzip) stays version 2 when appended to and rewritten (a changed campaign text,
+    crash recovery); ``upgrade`` makes it version 3 (Blosc) with the same records and ranking."""
+    path = _new_store(tmp_path / "v2.h5", 2)
+    expected = _records(range(300), natoms=26) + _records(range(300, 310), "failed")
+    with Store.open(path) as store:
+        store.append(expected[:200])
+        store.append(expected[200:])
+    with Store.open(path, campaign_text="[campaign]\nname = 'changed'\n") as store:
+        store.append(_records([305]))  # a failed row rewritten in place
+    expected[305] = synthetic_record(305)
+    assert _version(path) == 2 and _codecs(path) == {"gzip"}
+    _assert_stored(path, expected)
+    write_derived(path, {"score": np.arange(310.0)})
+    hits = query(path, where=["prototype == B2", "score < 100"], sort="-score", limit=3, columns=["label"])
+    assert list(hits.index) == [r for r in range(100) if expected[r].prototype == "B2"][::-1][:3]
+    assert upgrade(path) == (2, 3, 310)
+    assert _version(path) == 3 and _codecs(path) == {"blosc"}
+    _assert_stored(path, expected)
+    assert list(read_columns(path, ["score"])["score"]) == list(np.arange(310.0))
+
+
+def test_version_3_reads_through_hdf5_plugin_path_alone(tmp_path):
+    """What h5dump and C programs do (docs/hdf5_schema.md): HDF5 loads Blosc from HDF5_PLUGIN_PATH, here
+    in an h5py that never imports hdf5plugin."""
+    import hdf5plugin
+
+    path = tmp_path / "v3.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(5)))
+    code = ("import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert 'hdf5plugin' not in sys.modules; "
+            "a, b = f['records/label'][3]; print(f['text/label'][a:b].tobytes().decode())")
+    env = {**os.environ, "HDF5_PLUGIN_PATH": hdf5plugin.PLUGIN_PATH}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == synthetic_record(3).label, out.stderr
+    env.pop("HDF5_PLUGIN_PATH")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode != 0  # without the plugin the compressed datasets cannot be read
+
+
+def test_version_3_without_hdf5plugin_is_a_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "v3.h5"
+    with Store.open(path) as store:
+        store.append(_records(range(3)))
+    monkeypatch.setitem(sys.modules, "hdf5plugin", None)  # as if it were not installed
+    with pytest.raises(StoreError, match="Blosc: install the hdf5plugin package"):
+        read_table(path)
+    with pytest.raises(StoreError, match="Blosc: install the hdf5plugin package"):
+        Store.open(tmp_path / "new.h5")
 
 
 def test_damaged_text_spans_are_an_error(tmp_path):
@@ -184,11 +262,11 @@ def test_version_1_is_appended_in_its_own_layout(v1_file):
 def test_upgrade_converts_version_1_and_keeps_the_ranking(v1_file):
     path, expected = v1_file
     write_derived(path, {"score": np.arange(36.0)})
-    assert upgrade(path) == (1, 2, 36)
-    assert _version(path) == 2
+    assert upgrade(path) == (1, 3, 36)
+    assert _version(path) == 3 and _codecs(path) == {"blosc"}
     _assert_stored(path, expected)
     assert list(read_columns(path, ["score"])["score"]) == list(np.arange(36.0))  # the side file still applies
-    assert upgrade(path) == (2, 2, 36)  # nothing to do
+    assert upgrade(path) == (3, 3, 36)  # nothing to do
     with Store.open(path) as store:
         store.append(_records(range(36, 40)))
     _assert_stored(path, expected + _records(range(36, 40)))
@@ -198,7 +276,7 @@ def test_upgrade_command(v1_file):
     path, expected = v1_file
     result = _cli("upgrade", path)
     assert result.returncode == 0, result.stderr
-    assert "from schema version 1 to 2" in result.stdout and _version(path) == 2
+    assert "from schema version 1 to 3" in result.stdout and _version(path) == 3
     assert "already" in _cli("upgrade", path).stdout
     _assert_stored(path, expected)
     missing = path.with_name("missing.h5")
@@ -266,10 +344,11 @@ def test_top_rows_without_a_full_sort_equal_the_full_sort():
                     assert list(top) == list(_order(values, descending)[:limit])
 
 
-def test_compaction_of_a_version_2_file_in_the_writers_process(tmp_path, caplog):
+@pytest.mark.parametrize("version", [2, 3])
+def test_compaction_of_a_ragged_file_in_the_writers_process(tmp_path, caplog, version):
     """Close compacts in the process that wrote the file (HDF5 shares the open file within a process);
     reading the text spans through a second, refreshed handle used to fail there ("duplicate key")."""
-    path = tmp_path / "v2.h5"
+    path = _new_store(tmp_path / "v.h5", version)
     expected = _records(range(1024), natoms=26)
     store = Store.open(path)
     for a in range(0, 1024, 32):
@@ -304,7 +383,7 @@ def test_a_forked_child_appends_with_its_own_compression_threads(tmp_path):
     packed job's worker processes): the child gets its own, instead of waiting for ever."""
     import multiprocessing
 
-    with Store.open(tmp_path / "parent.h5") as store:
+    with Store.open(_new_store(tmp_path / "parent.h5", 2)) as store:  # version 2: gzip in threads
         store.append(_records(range(600), natoms=26))  # whole chunks: the parent's threads start
     child = multiprocessing.get_context("fork").Process(target=_append_in_child, args=(tmp_path / "child.h5",))
     child.start()
@@ -317,5 +396,5 @@ def test_a_forked_child_appends_with_its_own_compression_threads(tmp_path):
 
 
 def _append_in_child(path: Path) -> None:
-    with Store.open(path) as store:
+    with Store.open(_new_store(path, 2)) as store:
         store.append(_records(range(600), natoms=26))

@@ -210,7 +210,8 @@ def _columns(records: Sequence[Record]) -> Batch | None:
     xyz = np.concatenate(positions).astype(np.float64, copy=False)
     if xyz.shape != (len(z), 3) or list(map(len, positions)) != counts:
         return None
-    magmoms = [np.full(k, np.nan) if m is None else np.asarray(m, dtype=np.float64)
+    nan = {k: np.full(k, np.nan) for k in set(counts)}  # one per atom count: many records have no moments
+    magmoms = [nan[k] if m is None else np.asarray(m, dtype=np.float64)
                for m, k in zip(map(attrgetter("magmoms"), records), counts)]
     m = np.concatenate(magmoms)
     if m.shape != (len(z),) or list(map(len, magmoms)) != counts:
@@ -220,6 +221,31 @@ def _columns(records: Sequence[Record]) -> Batch | None:
     rows["natoms"] = np.array(counts, dtype=np.int32)
     atoms = {"numbers": z.astype(np.int16), "positions": xyz, "magmoms": m}
     return Batch(task_ids, rows, atoms, text, _settings(records))
+
+
+def concat(batches: Sequence[Batch]) -> Batch:
+    """One Batch of the records of ``batches``, in order: the writer commits several queued batches at once
+    (a commit costs ~60 dataset writes and two flushes whatever its size). ValueError if a task_id
+    appears twice."""
+    if len(batches) == 1:
+        return batches[0]
+    task_ids = [t for b in batches for t in b.task_ids]
+    if len(set(task_ids)) != len(task_ids):
+        seen: set[str] = set()
+        twice = next(t for t in task_ids if t in seen or seen.add(t))
+        raise ValueError(f"record {twice!r}: field 'task_id': appears twice in the same batch")
+    first = batches[0] if batches else Batch([], {}, {}, {})
+    settings: dict[str, str] = {}
+    for b in reversed(batches):  # the first batch's text of a settings id wins, as within a batch
+        settings |= b.settings
+    return Batch(
+        task_ids,
+        {k: np.concatenate([b.rows[k] for b in batches]) for k in first.rows},
+        {k: np.concatenate([b.atoms[k] for b in batches]) for k in first.atoms},
+        {k: Text(np.concatenate([b.text[k].data for b in batches]), np.concatenate([b.text[k].lengths for b in batches]))
+         for k in first.text},
+        settings,
+    )
 
 
 def _settings(records: Sequence[Record]) -> dict[str, str]:

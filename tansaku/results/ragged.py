@@ -1,4 +1,4 @@
-"""Text columns as one byte buffer + lengths (schema version 2), and their fixed-width form.
+"""Text columns as one byte buffer + lengths (schema versions 2 and 3), and their fixed-width form.
 
 A ragged column of k values is a ``Text``: the values' UTF-8 bytes concatenated and one length per
 value. Readers turn spans into numpy fixed-width bytes arrays (``to_fixed``: NUL-padded, as h5py returns

@@ -32,6 +32,7 @@ from tansaku.results.schema import (
     VERSIONS,
     Layout,
     layout_of,
+    require_filters,
 )
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ def check_schema(f: h5py.File) -> None:
     if version not in VERSIONS:
         raise StoreError(f"{f.filename} has schema version {version}; this tansaku reads versions "
                          f"{', '.join(map(str, VERSIONS))}")
+    if version >= 3:
+        require_filters()
     if any(c.name not in f.get(TEXT, {}) for c in layout_of(f).ragged_columns() if c.name in f[RECORDS]):
         raise StoreError(f"{f.filename}: damaged: a text column of schema version {version} lacks its /{TEXT} buffer")
 
@@ -173,7 +176,7 @@ def committed_rows(f: h5py.File) -> int:
     rows = ids.shape[0]
     if not 0 <= n <= rows:
         raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but the columns hold {rows}")
-    if n and layout_of(f).ragged(RECORD_COLUMN_BY_NAME["task_id"]):  # version 2 extends datasets ahead
+    if n and layout_of(f).ragged(RECORD_COLUMN_BY_NAME["task_id"]):  # versions 2 and 3 extend datasets ahead
         start, stop = read_points(ids, np.array([n - 1]))[0]
         if stop <= start:  # a task_id is never empty: row n - 1 was never written
             raise StoreError(f"{f.filename}: damaged: /committed says {n} rows but row {n - 1} was never written")

@@ -25,9 +25,9 @@ from h5py import h5f, h5p
 from tansaku.results.derived import remove_derived, remove_stale_derived_temporary
 from tansaku.results.errors import StoreError
 from tansaku.results.lock import WriterLock
-from tansaku.results.pack import Batch, pack
+from tansaku.results.pack import Batch, concat, pack
 from tansaku.results.read import check_schema, committed_rows, damaged, open_for_reading, read_columns
-from tansaku.results.record import STATUS_OK, Record
+from tansaku.results.record import STATUS_FAILED, STATUS_OK, Record
 from tansaku.results.recover import (
     is_crashed_writer_error,
     remove_stale_temporaries,
@@ -52,6 +52,14 @@ from tansaku.results.writer import ColumnWriter, Writer
 log = logging.getLogger(__name__)
 
 COMPACT_SLACK = 1 << 20  # bytes of leaked space always tolerated at close
+# While open, a store is compacted (closed, rewritten, reopened, under the same lock) once its file is
+# more than BLOAT_FACTOR times its live data + BLOAT_SLACK: small appends leak tens of kB each (SWMR
+# never reuses the space of rewritten chunks), so a long campaign of one-record appends would otherwise
+# grow the file by GBs before close compacts it. Each compaction copies the live data once; the next
+# comes after the leak again exceeds (BLOAT_FACTOR - 1) x live + BLOAT_SLACK, so the copies cost at most
+# ~1/(BLOAT_FACTOR - 1) of the bytes written.
+BLOAT_FACTOR = 4
+BLOAT_SLACK = 64 << 20
 WRITER_CHUNK_CACHE = 64 * 1024  # bytes of HDF5 chunk cache per dataset of the writer
 
 
@@ -114,17 +122,45 @@ class Store:
 
     def __init__(self, path: Path, h5: h5py.File, lock: WriterLock) -> None:
         self.path = path
-        self._f = h5
         self._lock = lock
-        self._committed = h5[COMMITTED]
         self._n = committed_rows(h5)
-        self._writer = Writer(h5, self._n)
-        self._rec = self._writer.rec
+        self._attach(h5, self._n)
+        self._compact_at = self._bloat_limit()
         cols = read_columns(h5, ["task_id", STATUS_COLUMN])
-        self._index: dict[str, tuple[int, str]] = {
-            t: (row, s) for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
+        # The index: every committed task_id, and the rows of the failed ones (the only rows a later append
+        # may rewrite). A set and a small dict cost far less per appended record than a dict of every row.
+        self._ids: set[str] = set(cols["task_id"].tolist())
+        self._failed: dict[str, int] = {
+            t: row for row, (t, s) in enumerate(zip(cols["task_id"].tolist(), cols[STATUS_COLUMN].tolist()))
+            if s != STATUS_OK
         }
+
+    def _attach(self, h5: h5py.File, n: int) -> None:
+        """Use the open file ``h5`` (``n`` committed rows): its counter, settings table and datasets."""
+        self._f = h5
+        self._committed = h5[COMMITTED]
         self._settings = _TableWriter(h5, SETTINGS_TABLE)
+        self._writer = Writer(h5, n)
+        self._rec = self._writer.rec
+
+    def _bloat_limit(self) -> int:
+        """File size beyond which the open store is compacted (see BLOAT_FACTOR)."""
+        return BLOAT_FACTOR * self._writer.storage_size() + BLOAT_SLACK
+
+    def _compact_if_bloated(self) -> None:
+        """Compact the open store when its file has grown past the limit: close it (a clean file), rewrite
+        it by the atomic copy of crash recovery and reopen it, keeping the writer lock throughout. A kill
+        at any moment leaves the old file or the compacted one, every committed row in both."""
+        if self.path.stat().st_size <= self._compact_at:
+            return
+        if self.path.stat().st_size > self._bloat_limit():
+            self._f.close()
+            try:
+                rewrite(self.path)
+            except (OSError, StoreError) as e:  # the file is intact, only larger than needed
+                log.warning("could not compact %s: %s", self.path, e)
+            self._attach(_open_swmr_writer(self.path), self._n)
+        self._compact_at = max(self._bloat_limit(), self.path.stat().st_size + BLOAT_SLACK // 4)
 
     @classmethod
     def open(cls, path: str | os.PathLike, campaign_text: str | None = None) -> Store:
@@ -197,23 +233,28 @@ class Store:
         self._check_open()
         self.append_packed(pack(records))
 
-    def append_packed(self, batch: Batch) -> None:
+    def append_packed(self, batch: Batch | Sequence[Batch]) -> None:
         """``append`` of records already validated and packed by ``tansaku.results.pack.pack`` (so that
-        packing can happen elsewhere, e.g. while the previous batch is written)."""
+        packing can happen elsewhere, e.g. while the previous batch is written). A sequence of batches
+        (e.g. those queued while the previous commit was written) is committed as one batch: a commit
+        costs ~60 dataset writes and two flushes whatever its size."""
         self._check_open()
+        self._compact_if_bloated()  # between commits: what the earlier appends leaked
+        if not isinstance(batch, Batch):
+            batch = concat(batch)
         new, redo, redo_rows = [], [], []
         ids = batch.task_ids
-        if self._index.keys().isdisjoint(ids):  # the usual case, without a Python step per record
-            new = list(range(len(ids)))
-        for i, tid in enumerate(() if new else ids):
-            hit = self._index.get(tid)
-            if hit is None:
+        fresh = self._ids.isdisjoint(ids)  # the usual case, without a Python step per record
+        for i, tid in enumerate(() if fresh else ids):
+            if tid not in self._ids:
                 new.append(i)
-            elif hit[1] == STATUS_OK:
-                raise ValueError(f"task {tid!r} is already stored with status 'ok' (row {hit[0]}); skip it")
-            else:
+            elif tid in self._failed:
                 redo.append(i)
-                redo_rows.append(hit[0])
+                redo_rows.append(self._failed[tid])
+            else:
+                raise ValueError(f"task {tid!r} is already stored with status 'ok'; skip it")
+        if fresh:
+            new = range(len(ids))
         if not len(batch):
             return
         settings = self._new_settings(batch)
@@ -240,24 +281,25 @@ class Store:
         self._f.flush()
 
         self._n = n0 + k
-        status = np.char.decode(rows[STATUS_COLUMN], "utf-8").tolist()
-        if k == len(ids):
-            self._index.update(zip(ids, zip(range(n0, n0 + k), status)))
+        self._ids.update(ids)
+        failed = np.flatnonzero(rows[STATUS_COLUMN] != STATUS_OK.encode()).tolist()
+        if fresh:
+            self._failed.update((ids[i], n0 + i) for i in failed)
             return
-        for j, i in enumerate(new):
-            self._index[ids[i]] = (n0 + j, status[i])
-        for i, row in zip(redo, redo_rows):
-            self._index[ids[i]] = (row, status[i])
+        at = {i: n0 + j for j, i in enumerate(new)} | dict(zip(redo, redo_rows))
+        for i in redo:
+            self._failed.pop(ids[i])  # rewritten as ok, or as failed again (put back below)
+        self._failed.update((ids[i], at[i]) for i in failed)
 
     def statuses(self) -> dict[str, str]:
         """task_id -> status ("ok" | "failed") of every committed row, for resuming a campaign."""
-        return {t: s for t, (_, s) in self._index.items()}
+        return dict.fromkeys(self._ids, STATUS_OK) | dict.fromkeys(self._failed, STATUS_FAILED)
 
     def __len__(self) -> int:
         return self._n
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self._index
+        return task_id in self._ids
 
     @property
     def closed(self) -> bool:

@@ -15,7 +15,11 @@ configurations``):
   global flip and the space-group operations of the cell (spglib; cheap for the small cells this is meant
   for), AFM-like first (smallest net moment), capped by ``max_configurations`` in all.  Cells with more
   than :data:`MAX_ENUMERATED_SITES` magnetic sites are not enumerated (2^n grows too fast): they get FM and
-  ``re-anti`` only, and the caller is told so.
+  ``re-anti`` only, and the caller is told so.  With a ``supercell`` (e.g. (2, 1, 1)) the up/down patterns
+  are those of that supercell of the cell (named ``ud:uudd@2x1x1``), while FM and ``re-anti`` stay in the
+  cell itself: a cell with one magnetic site (2-atom L10 FePt) gets an antiparallel state, and a 2-site
+  cell (B2 FeCo) one with half its nearest-neighbour bonds flipped (the stand-in for the disordered state
+  of the Curie-temperature estimate) instead of the all-bonds-flipped one.
 
 Magnetic sites are the atoms of :data:`MAGNETIC_ELEMENTS` (3d V..Ni and the open-4f lanthanides Ce..Yb);
 the others (Pt, N, B, ...) keep their default (small, positive) start: their moment is induced.
@@ -46,7 +50,15 @@ class MagneticConfiguration:
     atom order) and the initial moments (μB) of every atom."""
 
     name: str
-    magmoms: tuple[float, ...]
+    magmoms: tuple[float, ...]  # per atom of the cell repeated ``repeat`` times (Atoms.repeat's atom order)
+    repeat: tuple[int, int, int] = (1, 1, 1)
+
+    def atoms(self, atoms: Atoms) -> Atoms:
+        """A copy of ``atoms`` (the cell the configuration was made for) repeated to this configuration's
+        cell, with its initial moments."""
+        out = atoms.repeat(self.repeat) if self.repeat != (1, 1, 1) else atoms.copy()
+        out.set_initial_magnetic_moments(self.magmoms)
+        return out
 
 
 def magnetic_sites(atoms: Atoms) -> np.ndarray:
@@ -122,15 +134,17 @@ def enumerate_collinear(atoms: Atoms, sites: np.ndarray) -> list[np.ndarray]:
     return sorted(seen.values(), key=lambda s: (abs(int(s.sum())), tuple(-s)))
 
 
-def magnetic_configurations(atoms: Atoms, mode: str = FM, max_configurations: int = 8) -> list[MagneticConfiguration]:
+def magnetic_configurations(atoms: Atoms, mode: str = FM, max_configurations: int = 8,
+                            supercell: tuple[int, int, int] = (1, 1, 1)) -> list[MagneticConfiguration]:
     """The starting configurations of ``atoms`` for ``mode`` (:data:`CONFIGURATION_MODES`), FM first,
-    at most ``max_configurations`` (>= 1).  A cell without magnetic sites has FM only."""
+    at most ``max_configurations`` (>= 1).  ``supercell``: the cell in which ``enumerate`` builds its
+    up/down patterns (FM and ``re-anti`` stay in ``atoms``).  A cell without two magnetic sites (in the
+    supercell, for ``enumerate``) has FM only."""
     if mode not in CONFIGURATION_MODES:
         raise ValueError(f"unknown magnetic configuration mode {mode!r}; choose {', '.join(CONFIGURATION_MODES)}")
     magnitudes = _start_magnitudes(atoms)
     out = [MagneticConfiguration(FM, tuple(float(m) for m in magnitudes))]
-    sites = magnetic_sites(atoms)
-    if mode == FM or len(sites) < 2:
+    if mode == FM:
         return out
     symbols = np.array(atoms.get_chemical_symbols())
     is_re = np.isin(symbols, sorted(RE_4F_MAGNETIC))
@@ -138,24 +152,32 @@ def magnetic_configurations(atoms: Atoms, mode: str = FM, max_configurations: in
     if is_re.any() and is_tm.any():
         out.append(MagneticConfiguration(RE_ANTIPARALLEL, tuple(float(m) for m in np.where(is_re, -magnitudes,
                                                                                              magnitudes))))
-    if mode == "enumerate" and len(sites) <= MAX_ENUMERATED_SITES:
-        known = {c.magmoms for c in out}
-        for signs in enumerate_collinear(atoms, sites):
+    repeat = tuple(int(n) for n in supercell)
+    cell = atoms.repeat(repeat) if repeat != (1, 1, 1) else atoms
+    sites = magnetic_sites(cell)
+    if mode == "enumerate" and 2 <= len(sites) <= MAX_ENUMERATED_SITES:
+        copies = len(cell) // len(atoms)
+        known = {tuple(np.tile(c.magmoms, copies).tolist()) for c in out}  # FM and re-anti, in the supercell
+        suffix = "" if repeat == (1, 1, 1) else "@" + "x".join(map(str, repeat))
+        site_set = set(sites.tolist())
+        for signs in enumerate_collinear(cell, sites):
             if len(out) >= max_configurations:
                 break
-            magmoms = magnitudes.copy()
+            magmoms = np.tile(magnitudes, copies)
             magmoms[sites] *= signs
             magmoms = tuple(float(m) for m in magmoms)
-            flipped = tuple(-m if i in set(sites.tolist()) else m for i, m in enumerate(magmoms))
+            flipped = tuple(-m if i in site_set else m for i, m in enumerate(magmoms))
             if magmoms in known or flipped in known:
                 continue
-            out.append(MagneticConfiguration("ud:" + "".join("u" if s > 0 else "d" for s in signs), magmoms))
+            out.append(MagneticConfiguration("ud:" + "".join("u" if s > 0 else "d" for s in signs) + suffix,
+                                             magmoms, repeat))
     return out[:max_configurations]
 
 
-def too_many_sites(atoms: Atoms) -> bool:
-    """True when ``enumerate`` falls back to FM and ``re-anti`` for this cell (too many magnetic sites)."""
-    return len(magnetic_sites(atoms)) > MAX_ENUMERATED_SITES
+def too_many_sites(atoms: Atoms, supercell: tuple[int, int, int] = (1, 1, 1)) -> bool:
+    """True when ``enumerate`` falls back to FM and ``re-anti`` for this cell (too many magnetic sites in
+    the ``supercell`` of it)."""
+    return len(magnetic_sites(atoms)) * int(np.prod(supercell)) > MAX_ENUMERATED_SITES
 
 
 def moment_signs(magmoms: np.ndarray, tolerance: float = 0.1) -> np.ndarray:

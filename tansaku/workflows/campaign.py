@@ -133,6 +133,7 @@ class Magnetism:
 
     configurations: str = "fm"  # CONFIGURATION_MODES
     max_configurations: int = 4  # per candidate, FM included
+    supercell: tuple[int, int, int] = (1, 1, 1)  # "enumerate": the cell of its up/down patterns (FM stays)
 
 
 STAGE_KINDS = ("relax", "anisotropy")  # what a stage computes: relaxations, or K1 of the previous stage's selection
@@ -292,9 +293,7 @@ def _decoration(reader: _Reader) -> Decoration:
             raise reader.fail(key, "expected an element or a list of at least one element, got []")
         sites[label] = tuple(_element(reader, key, v) for v in choices)
     cellpar = _cellpar(reader)
-    supercell = reader.get("supercell", list, default=[1, 1, 1])
-    if len(supercell) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in supercell):
-        raise reader.fail(reader.key("supercell"), f"expected three positive integers, got {supercell!r}")
+    supercell = _three_positive_ints(reader, "supercell")
     max_orderings = reader.get("max_orderings", int, default=200_000)
     max_atoms = reader.get("max_atoms", int, default=MAX_ATOMS)
     for key, value in (("max_orderings", max_orderings), ("max_atoms", max_atoms)):
@@ -350,19 +349,30 @@ def _calculator(reader: _Reader) -> CalculatorChoice:
     return CalculatorChoice(name=name, params=params, runtime=_runtime(reader.sub("runtime")))
 
 
+def _three_positive_ints(reader: _Reader, key: str) -> tuple[int, int, int]:
+    """A supercell-like key: three positive integers (default 1, 1, 1)."""
+    value = reader.get(key, list, default=[1, 1, 1])
+    if len(value) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value):
+        raise reader.fail(reader.key(key), f"expected three positive integers, got {value!r}")
+    return (value[0], value[1], value[2])
+
+
 def parse_magnetism(reader: _Reader, calculator: str) -> Magnetism:
     """[magnetism] (or a stage's ``magnetism`` table), checked against the calculator that will use it."""
     from tansaku.screening.magnetic_configurations import CONFIGURATION_MODES
 
-    reader.check_keys({"configurations", "max_configurations"})
+    reader.check_keys({"configurations", "max_configurations", "supercell"})
     mode = reader.choice("configurations", CONFIGURATION_MODES, default="fm")
     cap = reader.get("max_configurations", int, default=4)
     if cap < 1:
         raise reader.fail(reader.key("max_configurations"), f"must be >= 1, got {cap}")
+    supercell = _three_positive_ints(reader, "supercell")
+    if supercell != (1, 1, 1) and mode != "enumerate":
+        raise reader.fail(reader.key("supercell"), f"applies to configurations = \"enumerate\" only, not {mode!r}")
     if mode != "fm" and not get_spec(calculator).uses_initial_magmoms:
         raise reader.fail(reader.key("configurations"), f"calculator {calculator!r} takes no initial magnetic "
                                                         f"moments, so only \"fm\" applies (use a DFT calculator)")
-    return Magnetism(mode, cap)
+    return Magnetism(mode, cap, supercell)
 
 
 def _relax(reader: _Reader) -> RelaxSettings:

@@ -116,7 +116,8 @@ def configuration_tasks(source: Task, atoms, stage: Stage) -> list[Task]:
         return [next_stage_task(source, atoms, name, params, stage.relax, stage.name)]
     mode = stage.magnetism.configurations if source.kind == KIND_CANDIDATE else "fm"
     return [next_stage_task(source, atoms, name, params, stage.relax, stage.name, configuration=c)
-            for c in magnetic_configurations(atoms, mode, stage.magnetism.max_configurations)]
+            for c in magnetic_configurations(atoms, mode, stage.magnetism.max_configurations,
+                                             stage.magnetism.supercell)]
 
 
 def save_stage_tasks(campaign: Campaign, plan: Plan, name: str, tasks: Sequence[Task]) -> Plan:

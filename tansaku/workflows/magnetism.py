@@ -66,19 +66,30 @@ def magnetic_columns(path: str | os.PathLike, cols: Mapping[str, np.ndarray], re
     def moments(row: int) -> np.ndarray:
         return site_moments[start[row]:start[row] + natoms[row]]
 
+    def magnetic_atoms(row: int) -> int:
+        return int(magnetic[start[row]:start[row] + natoms[row]].sum()) or int(natoms[row])
+
     with open_for_reading(path) as f:
+        def flipped_fraction(row: int, ground: int) -> float:
+            """f between two states, on the larger cell: a supercell configuration (Atoms.repeat's atom
+            order: the cell's atoms block after block) against the cell's state repeated, or two of one cell."""
+            big, small = (row, ground) if natoms[row] >= natoms[ground] else (ground, row)
+            reference = np.tile(moments(small), int(natoms[big] // natoms[small]))
+            return flipped_bond_fraction(record_at(f, big)[1], reference, moments(big))
+
         for members in groups.values():
             members = [int(rows[i]) for i in members]
-            ground = min(members, key=lambda r: energy[r])
-            n_magnetic = int(magnetic[start[ground]:start[ground] + natoms[ground]].sum()) or int(natoms[ground])
+            # energies per magnetic atom, each row in its own cell (FM in the cell, patterns in a supercell)
+            per_site = {r: energy[r] / magnetic_atoms(r) for r in members}
+            ground = min(members, key=lambda r: per_site[r])
             for r in members:
                 out["ground_state"][r] = r == ground
-                out["delta_e_config"][r] = (energy[r] - energy[ground]) / n_magnetic
-            others = [r for r in members if r != ground and natoms[r] == natoms[ground]]
+                out["delta_e_config"][r] = per_site[r] - per_site[ground]
+            others = [r for r in members if r != ground and max(natoms[r], natoms[ground])
+                      % min(natoms[r], natoms[ground]) == 0]
             if not others:
                 continue
-            atoms = record_at(f, ground)[1]
-            flipped = {r: flipped_bond_fraction(atoms, moments(ground), moments(r)) for r in others}
+            flipped = {r: flipped_fraction(r, ground) for r in others}
             distinct = [r for r in others if np.isfinite(flipped[r]) and flipped[r] > 0]
             if not distinct:
                 continue  # every start converged back to the ground state

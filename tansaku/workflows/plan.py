@@ -105,7 +105,8 @@ def candidate_tasks(candidate: Candidate, campaign: Campaign) -> list[Task]:
     if not spin:
         return [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name)]
     mode = campaign.magnetism.configurations if candidate.kind == KIND_CANDIDATE else "fm"
-    configurations = magnetic_configurations(candidate.atoms, mode, campaign.magnetism.max_configurations)
+    configurations = magnetic_configurations(candidate.atoms, mode, campaign.magnetism.max_configurations,
+                                             campaign.magnetism.supercell)
     tasks = [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name, configuration=c)
              for c in configurations]
     tasks[0].atoms = candidate.atoms  # FM: the default start (relax.default_magmoms), as before configurations

@@ -40,8 +40,9 @@ class Task:
     stage: str = STAGE_RELAX  # the relaxation mode (not the funnel stage)
     stage_name: str = ""  # the funnel stage (campaign.stages); "" = the first stage of a store written before funnels
     source_task_id: str = ""  # the previous stage's task this one starts from ("" in the first stage)
-    # the named starting magnetic configuration (screening.magnetic_configurations: "fm", "re-anti", "ud:..."),
-    # "" for calculators that take no initial moments; its initial moments are in ``atoms``
+    # the named starting magnetic configuration (screening.magnetic_configurations: "fm", "re-anti", "ud:...",
+    # "ud:...@2x1x1" in a supercell), "" for calculators that take no initial moments; its initial moments (and
+    # the supercell, for those) are in ``atoms``
     configuration: str = ""
     calculation: str = CALCULATION_RELAX  # what run_task computes (CALCULATIONS)
     calculation_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. anisotropy k-spacings
@@ -116,9 +117,8 @@ def make_task(candidate: Candidate, calculator: str, params: Mapping[str, Any], 
     those it had before funnels existed, and renaming the first stage recomputes nothing."""
     relax_cell = not candidate.atoms.info.get("molecule", False)
     atoms, name = candidate.atoms, ""
-    if configuration is not None:
-        atoms, name = candidate.atoms.copy(), configuration.name
-        atoms.set_initial_magnetic_moments(configuration.magmoms)
+    if configuration is not None:  # its moments, in its cell (a supercell for some enumerated patterns)
+        atoms, name = configuration.atoms(candidate.atoms), configuration.name
     return Task(
         task_id=task_id_for(atoms, calculator, params, relax, relax_cell, stage, name),
         candidate_id=candidate.id, kind=candidate.kind, label=candidate.label, formula=candidate.formula,
@@ -138,8 +138,7 @@ def next_stage_task(source: Task, atoms: Atoms, calculator: str, params: Mapping
     its name and parameters to the id."""
     name = "" if configuration is None else configuration.name
     if configuration is not None:
-        atoms = atoms.copy()
-        atoms.set_initial_magnetic_moments(configuration.magmoms)
+        atoms = configuration.atoms(atoms)
     extra: list[Any] = [name] if name not in ("", "fm") else []
     if calculation != CALCULATION_RELAX:
         extra += [calculation, dict(calculation_params or {})]
