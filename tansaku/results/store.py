@@ -151,9 +151,13 @@ class Store:
         """Compact the open store when its file has grown past the limit: close it (a clean file), rewrite
         it by the atomic copy of crash recovery and reopen it, keeping the writer lock throughout. A kill
         at any moment leaves the old file or the compacted one, every committed row in both."""
-        if self.path.stat().st_size <= self._compact_at:
+        try:
+            size = self.path.stat().st_size
+        except OSError:  # moved or deleted under the writer: it goes on writing the file it has open
             return
-        if self.path.stat().st_size > self._bloat_limit():
+        if size <= self._compact_at:
+            return
+        if size > self._bloat_limit():
             self._f.close()
             try:
                 rewrite(self.path)
