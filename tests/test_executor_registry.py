@@ -102,3 +102,22 @@ def test_dask_executor_uses_an_existing_scheduler_address(tmp_path):
         assert cluster.scheduler.workers  # the cluster tansaku did not start is still up: it used it, not its own
     assert sorted(r.task_id for r in records) == sorted(t.task_id for t in tasks)
     assert all(r.status == STATUS_OK for r in records)
+
+
+def test_tasks_go_out_largest_first_and_the_pool_forkserver_starts_before_the_tasks(tmp_path):
+    from multiprocessing import forkserver
+
+    from tansaku.workflows.executors import POOL_PRELOAD, prepare_executor
+    from tansaku.workflows.runner import longest_first
+
+    tasks = make_plan(small(tmp_path)).tasks
+    ordered = longest_first(tasks)
+    sizes = [len(t.atoms) for t in ordered]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) > 1
+    for size in set(sizes):  # stable: plan order among tasks of one size
+        assert [t for t in ordered if len(t.atoms) == size] == [t for t in tasks if len(t.atoms) == size]
+
+    prepare_executor("serial")  # nothing to prepare
+    prepare_executor("pool")
+    server = forkserver._forkserver
+    assert server._forkserver_pid is not None and server._preload_modules == POOL_PRELOAD

@@ -197,9 +197,9 @@ def test_a_forked_or_spawned_sandbox_is_killed_at_the_timeout(tmp_path, monkeypa
 
     monkeypatch.setattr(sandbox, "START_METHOD", method)
     close_sandbox()
-    tasks = make_plan(parse_campaign(SPIN.format(output=tmp_path / "spin.h5", timeout=8), source="spin.toml")).tasks
+    tasks = make_plan(parse_campaign(SPIN.format(output=tmp_path / "spin.h5", timeout=4), source="spin.toml")).tasks
     spin, ok = sorted(tasks, key=lambda t: not t.label.startswith("Cu"))  # the spinning Cu cell first
-    guard = TaskGuard(Runtime(), timeout=8, retry=RetryPolicy(max=0))
+    guard = TaskGuard(Runtime(), timeout=4, retry=RetryPolicy(max=0))
     try:
         record = guard(ok)  # starts the sandbox (a spawned one imports for seconds: not the task's time)
         box = sandbox._sandbox().proc
@@ -208,7 +208,7 @@ def test_a_forked_or_spawned_sandbox_is_killed_at_the_timeout(tmp_path, monkeypa
         start = time.monotonic()
         record = guard(spin)
         assert time.monotonic() - start < 60
-        assert record.status == "failed" and record.error.startswith("timeout after 8 s: the task was killed")
+        assert record.status == "failed" and record.error.startswith("timeout after 4 s: the task was killed")
         assert process_name(box.pid) in ("", sandbox.SANDBOX_NAME) and box.poll() is not None  # killed, reaped
         assert guard(ok).status == "ok"  # a fresh sandbox runs the next task
     finally:

@@ -232,6 +232,14 @@ class _Forked:
         return self._reap(0)  # type: ignore[return-value]
 
 
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
 def _reseed() -> None:
     """A forked sandbox draws fresh random numbers (``random`` reseeds itself after a fork; numpy does not)."""
     numpy = sys.modules.get("numpy")
@@ -244,7 +252,7 @@ class _Sandbox:
     single-threaded (``fork_safe``; a pool worker), else ``python -m tansaku.workflows.sandbox``."""
 
     def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | _Forked | None = None
         self.pgid_file = ""
         self.specs: set[bytes] = set()  # calculator specs this sandbox has registered
 
@@ -270,11 +278,7 @@ class _Sandbox:
         task_r, task_w = os.pipe()
         reply_r, reply_w = os.pipe()
         parent = os.getpid()
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
-            try:
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
+        _flush_std()  # nothing buffered here is written twice
         pid = os.fork()
         if pid == 0:  # the sandbox: never returns into the worker's code
             code = 1
@@ -287,6 +291,7 @@ class _Sandbox:
                 _serve(os.fdopen(task_r, "rb"), os.fdopen(reply_w, "wb"), parent)
                 code = 0
             finally:
+                _flush_std()  # os._exit skips the interpreter's own flush
                 os._exit(code)
         os.close(task_r)
         os.close(reply_w)
@@ -296,7 +301,7 @@ class _Sandbox:
             pass
         return _Forked(pid, os.fdopen(task_w, "wb"), os.fdopen(reply_r, "rb"))
 
-    def _alive(self) -> subprocess.Popen:
+    def _alive(self) -> subprocess.Popen | _Forked:
         """The running sandbox, started (and waited for: its imports do not count against a task's
         timeout) when there is none."""
         if self.proc is None or self.proc.poll() is not None:
@@ -318,7 +323,7 @@ class _Sandbox:
                 pass
             self.pgid_file = ""
 
-    def _kill(self, proc: subprocess.Popen) -> None:
+    def _kill(self, proc: subprocess.Popen | _Forked) -> None:
         """SIGKILL the sandbox's process group and the group of any external code it launched."""
         groups = [proc.pid]
         try:
