@@ -647,7 +647,8 @@ def show(
     derived = _derived_values(results, fields["row"])
     for key, value in {**fields, **derived}.items():
         table.add_row(key, _format(value))
-    source = source_of(str(fields.get("calculator", "")), str(fields.get("stage", "")))
+    source = source_of(str(fields.get("calculator", "")),
+                       str(fields.get("stage_name", "") or fields.get("stage", "")))  # funnel stage, else mode
     table.add_row("source", source.text())
     from tansaku.workflows.ranking import stage_metadata
 

@@ -159,6 +159,15 @@ def test_report_and_show_carry_sources_and_caveats(tmp_path):
         assert ("large for Gd" in shown.output) == caveat
         assert ("caveat" in shown.output) == caveat
 
+    path = tmp_path / "funnel.h5"  # a funnel's row names its funnel stage, not the relaxation mode
+    with Store.open(path, campaign_text="") as store:
+        store.append([dataclasses.replace(_record(0, "gpaw", [2.5, -1.0], "x"), stage_name="dft"),
+                      *_references("gpaw")])
+    shown = CliRunner().invoke(app, ["show", str(path), "gpaw-0"], terminal_width=400)
+    assert shown.exit_code == 0 and "gpaw, stage dft" in shown.output, shown.output
+    page = write_report(rank_results(path, calculator="gpaw"), tmp_path / "funnel", "t").read_text(encoding="utf-8")
+    assert "gpaw, stage dft: energies and structures" in page
+
 
 @pytest.mark.slow
 def test_gpaw_ferrimagnet_mn2val_signed_mu0_ms_below_unsigned_sum(tmp_path):

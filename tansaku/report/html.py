@@ -234,7 +234,9 @@ def _sources_html(table: pd.DataFrame) -> str:
     """One line per (calculator, stage) of the successful records: which properties it gave, and a caveat
     line where it cannot say something (ML potentials)."""
     ok = ok_mask(table)
-    found = sources(text(table, "calculator")[ok], text(table, "stage")[ok])
+    stage = text(table, "stage_name")
+    stage = np.where(stage != "", stage, text(table, "stage"))  # the funnel stage, else the relaxation mode
+    found = sources(text(table, "calculator")[ok], stage[ok])
     if not found:
         return '<p class="meta">No successful record.</p>'
     lines = []
