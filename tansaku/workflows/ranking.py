@@ -162,19 +162,15 @@ def current_rows(path: str | os.PathLike, rows: np.ndarray, stage: Stage) -> np.
     """
     from tansaku.results.tables import settings_table
 
-    wanted = _comparable({"params": json.loads(json.dumps(dict(stage.calculator.params), default=str)),
-                          "relax": stage.relax.as_dict()})
-    stored = read_columns(path, ["settings_id", "calculator"])
+    wanted = _comparable({"params": dict(stage.calculator.params), "relax": stage.relax.as_dict()})
+    settings_ids = read_columns(path, ["settings_id"])["settings_id"]
     settings = settings_table(path)
     current = rows.copy()
-    for sid in set(stored["settings_id"][rows].tolist()):
-        text = settings.get(sid)
-        if not text:
-            continue
-        entry = json.loads(text)
+    for sid in set(settings_ids[rows].tolist()) & {key for key, text in settings.items() if text}:
+        entry = json.loads(settings[sid])
         if entry.get("calculator") == stage.calculator.name and "calculation" not in entry \
                 and _comparable(entry) != wanted:
-            current &= stored["settings_id"] != sid
+            current &= settings_ids != sid
     return current
 
 
