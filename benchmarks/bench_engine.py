@@ -20,10 +20,11 @@ Every variant relaxes the same structures with the same calculator, one pinned t
 * tansaku run (pool/dask xW): ``execute_plan`` of the plan into a fresh HDF5 store: executor start-up,
   task hand-out, task sandboxes (the default ``task_timeout``), records and HDF5 appends included.
 
-The pool's forkserver (it imports tansaku once; every pool worker is forked from it) is started and timed
-before the variants, which all fork from it, the plain ProcessPool too: ``tansaku run`` starts it while it
-plans, and a second forkserver per variant is not possible in one process. quacc and jobflow run in the
-first ``--quacc-repeats`` repeats only (they are far from tansaku, and they take a third of the time).
+Each repeat runs every variant once, back to back, each in a fresh Python process that makes the plan
+and warms the calculator before its clock starts (``--variant NAME`` runs one): no variant inherits the
+threads, caches or heap of another. ``tansaku run``'s time includes the start of its pool's forkserver in
+full (the real command overlaps it with planning). quacc and jobflow run in the first ``--quacc-repeats``
+repeats only (they are far from tansaku, and they take a third of the time).
 
 Efficiency = (plain loop time / W) / variant time (1.00: no overhead, W-fold parallel); on a machine
 whose cores are busy with other work W processes do not run W-fold, so tansaku is also compared with the
@@ -153,23 +154,8 @@ def quacc_run(structures_file: Path, engine: str, workers: int, calculator: str)
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def forkserver_start() -> float:
-    """Start the pool's forkserver (it imports tansaku once; every pool worker is forked from it) and
-    return the seconds until it forks its first process. ``tansaku run`` starts it when the executor is
-    made, before the plan is read, so that this overlaps the planning; here it is timed alone, before the
-    variants, which then all fork their workers from it (the plain ProcessPool too: same footing)."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tansaku.workflows.executors import _forkserver_context
-
-    start = time.perf_counter()
-    with ProcessPoolExecutor(1, mp_context=_forkserver_context()) as pool:
-        pool.submit(int).result()
-    return time.perf_counter() - start
-
-
 def timed_loop(structures, calculator: str) -> list[float]:
-    """The plain loop, each structure's time (so that any subset's floor is known)."""
+    """The plain loop in this process, each structure's time (the jobflow row's floor)."""
     times = []
     for atoms in structures:
         start = time.perf_counter()
@@ -178,25 +164,117 @@ def timed_loop(structures, calculator: str) -> list[float]:
     return times
 
 
+VARIANTS = ("loop", "pool", "tansaku-pool", "tansaku-dask")
+
+
+def _adopt_orphans() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``): a task
+    sandbox outlives its worker by a moment and would be reaped by init, its CPU time lost to the count."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _reap_all(patience: float = 10.0) -> None:
+    """Wait for every descendant that ends within ``patience`` s of the last one (their CPU time then
+    counts in RUSAGE_CHILDREN); long-lived helpers (multiprocessing's resource tracker) are left."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            deadline = time.monotonic() + patience
+        else:
+            time.sleep(0.05)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of every descendant it (or they) reaped."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def run_variant(variant: str, tasks: int, workers: int, calculator: str, task_timeout: float | None,
+                folder: Path) -> tuple[float, float]:
+    """One variant, timed in this (fresh) process: the plan is made and the calculator warmed (imports,
+    JIT) before the clock starts, so that every variant starts from the same warm interpreter.
+
+    * ``loop``: the plain loop, one structure after another;
+    * ``pool``: the same function on a ``ProcessPoolExecutor`` of ``workers`` processes (the default fork
+      start: the cheapest start-up Python offers), pool start-up included;
+    * ``tansaku-pool`` / ``tansaku-dask``: ``prepare_executor`` (the pool's forkserver, which ``tansaku run``
+      starts while it plans: here it is timed in full) and ``execute_plan`` into a fresh HDF5 store.
+
+    Returns the wall seconds and the CPU seconds of every process of the variant (workers and sandboxes
+    included: the pool's forkserver is stopped, so that it and its children are reaped, before counting):
+    the machine's wall times drift by up to 2x between identical runs here, CPU seconds far less.
+    """
+    from tansaku.workflows.executors import prepare_executor
+
+    _pin()
+    campaign, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
+    structures = [task.atoms for task in plan.tasks]
+    relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
+    _adopt_orphans()
+    cpu, start = _cpu_seconds(), time.perf_counter()
+    if variant == "loop":
+        for atoms in structures:
+            relax_plain(atoms, calculator)
+    elif variant == "pool":
+        with ProcessPoolExecutor(workers, initializer=_pin) as pool:
+            list(pool.map(relax_plain, structures, [calculator] * len(structures)))
+    elif variant.startswith("tansaku-"):
+        executor = variant.removeprefix("tansaku-")
+        prepare_executor(executor)
+        tansaku_run(campaign, plan, executor, workers, folder / f"{executor}.h5")
+    else:
+        raise SystemExit(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
+    wall = time.perf_counter() - start
+    if variant == "tansaku-pool":
+        from multiprocessing import forkserver
+
+        forkserver._forkserver._stop()  # private, benchmark only: the forkserver ends, its workers with it
+    _reap_all(patience=2.0)
+    return wall, _cpu_seconds() - cpu
+
+
+def variant_in_fresh_process(variant: str, tasks: int, workers: int, calculator: str,
+                             task_timeout: float | None, folder: Path) -> tuple[float, float]:
+    """``run_variant`` in a fresh interpreter: no variant inherits another's threads, caches or heap."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--variant", variant, "--tasks", str(tasks),
+               "--workers", str(workers), "--calculator", calculator, "--folder", str(folder)]
+    if task_timeout is not None:
+        command += ["--task-timeout", str(task_timeout)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"variant {variant} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    wall, cpu = map(float, done.stdout.strip().splitlines()[-1].split())
+    return wall, cpu
+
+
 def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 2, calculator: str = "emt",
         chgnet: int = 8, task_timeout: float | None = None, jobflow_tasks: int = 50,
         quacc_repeats: int = 1) -> list[Row]:
+    """Every repeat runs each variant once, each in a fresh process, back to back (an earlier version ran
+    them all in one process, and its plain loop slowed by a quarter over three repeats)."""
     from ase.io import write
-
-    from tansaku.workflows.executors import _forkserver_context
 
     if quick:
         repeats, tasks, chgnet, jobflow_tasks = 1, min(tasks, 20), min(chgnet, 2), min(jobflow_tasks, 10)
-    _pin()
     rows: list[Row] = []
     jobflow_tasks = min(jobflow_tasks, tasks)
     with tempfile.TemporaryDirectory(prefix="tansaku-bench-engine-") as tmp:
         folder = Path(tmp)
-        campaign, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
+        _, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
         structures = [task.atoms for task in plan.tasks]
         write(folder / "structures.extxyz", structures)
         write(folder / "jobflow.extxyz", structures[:jobflow_tasks])
-        relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
+        _pin()
+        relax_plain(structures[0], calculator)  # imports before the jobflow row's floor is timed
         times: dict[str, list[float]] = {}
 
         def add(name: str, seconds: float | None) -> None:
@@ -204,21 +282,17 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
                 times.setdefault(name, []).append(seconds)
                 print(f"  {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
 
-        add("forkserver", forkserver_start())
-        context = _forkserver_context()
         for repeat in range(repeats):
-            per_task = timed_loop(structures, calculator)
-            add("loop", sum(per_task))
-            times.setdefault("loop-jobflow", []).append(sum(per_task[:jobflow_tasks]))
-            start = time.perf_counter()
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin) as pool:
-                list(pool.map(relax_plain, structures, [calculator] * len(structures)))
-            add("pool", time.perf_counter() - start)
-            add("tansaku-pool", tansaku_run(campaign, plan, "pool", workers, folder / "pool.h5"))
-            add("tansaku-dask", tansaku_run(campaign, plan, "dask", workers, folder / "dask.h5"))
+            for variant in VARIANTS:
+                wall, cpu = variant_in_fresh_process(variant, tasks, workers, calculator, task_timeout, folder)
+                add(variant, wall)
+                add(f"{variant} cpu", cpu)
             if repeat < quacc_repeats:  # far from tansaku (see the docstring): fewer repeats keep the run short
                 add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
                 add("jobflow", quacc_run(folder / "jobflow.extxyz", "jobflow", workers, calculator))
+                if "jobflow" in times:
+                    times.setdefault("loop-jobflow", []).append(sum(timed_loop(structures[:jobflow_tasks],
+                                                                               calculator)))
 
     case = f"{tasks} {calculator} relaxations"
     floor = [t / workers for t in times["loop"]]
@@ -229,8 +303,8 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
                             "not run: quacc venv missing (scripts/bench/quacc.sh)"))
             return
         base = times["loop"] if serial else floor
-        rows.append(Row("5 engine", case, "plain loop" if serial else f"plain loop / {workers}", label, base,
-                        times[name], "speed-up = efficiency (1.00: no engine overhead)"))
+        rows.append(Row("5 engine", case, "plain loop" if serial else f"plain loop / {workers}", label,
+                        base[:len(times[name])], times[name], "speed-up = efficiency (1.00: no engine overhead)"))
 
     row("pool", f"ProcessPool x{workers}")
     row("quacc-dask", f"quacc + Dask x{workers}")
@@ -242,12 +316,15 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
     if "quacc-dask" in times:
         for name in ("tansaku-pool", "tansaku-dask"):
             rows.append(Row("5 engine", case, f"quacc + Dask x{workers}", f"tansaku run, {name[8:]} x{workers}",
-                            times["quacc-dask"], times[name], "speed-up = tansaku throughput / quacc's"))
+                            times["quacc-dask"], times[name][:len(times["quacc-dask"])],
+                            "speed-up = tansaku throughput / quacc's"))
+    for name in VARIANTS[1:]:  # CPU seconds of all processes: the overhead, whatever the machine's drift
+        rows.append(Row("5 engine", f"{case}, CPU s of all processes", "plain loop", name.replace("-", " run, ")
+                        .replace("tansaku run, ", "tansaku run, ") + f" x{workers}", times["loop cpu"],
+                        times[f"{name} cpu"], "speed-up = CPU efficiency (1.00: no CPU spent beyond the loop's)"))
     if "jobflow" in times:
         rows.append(Row("5 engine", f"first {jobflow_tasks} of them", "plain loop", "quacc + jobflow run_locally",
                         times["loop-jobflow"], times["jobflow"], "serial: speed-up = efficiency"))
-    rows.append(Row("5 engine", "pool forkserver start (once per tansaku run)", "", "imports tansaku once", [],
-                    times["forkserver"], "overlaps planning in tansaku run; before the timed variants here"))
     if chgnet:
         rows.extend(chgnet_rows(chgnet, repeats))
     return rows
@@ -354,6 +431,11 @@ if __name__ == "__main__":
     parser.add_argument("--quacc-repeats", type=int, default=1, help="repeats that also run quacc and jobflow")
     parser.add_argument("--task-timeout", type=float, default=None,
                         help="[execution] task_timeout of tansaku run (default: the campaign default; 0: no sandbox)")
+    parser.add_argument("--variant", choices=VARIANTS, help="run one variant in this process and print its seconds")
+    parser.add_argument("--folder", type=Path, help="scratch folder of --variant")
     args = parser.parse_args()
+    if args.variant:
+        print(*run_variant(args.variant, args.tasks, args.workers, args.calculator, args.task_timeout, args.folder))
+        raise SystemExit(0)
     print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout,
                      args.jobflow_tasks, args.quacc_repeats), os.cpu_count() or 1))
