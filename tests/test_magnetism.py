@@ -5,6 +5,7 @@ Real DFT for these (GPAW: bcc Fe Tc, L10 FePt and bcc Fe K1) is in tests/test_ma
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -63,7 +64,25 @@ def test_k1_conversion_against_constants():
 
 def test_fm_mode_gives_the_default_start_only():
     (fm,) = magnetic_configurations(fe4(), "fm")
-    assert fm.name == "fm" and fm.magmoms == (5.0, 5.0, 5.0, 5.0)  # pymatgen's default start for Fe
+    assert fm.name == "fm" and fm.magmoms == (2.8, 2.8, 2.8, 2.8)  # START_MOMENTS: near bcc Fe's 2.2 μB
+
+
+def test_start_moments_are_near_the_moments_in_metals():
+    """3d starts within 1.1-1.6x of the elemental metals' moments (bcc Fe 2.22, hcp Co 1.72, fcc Ni 0.62 μB:
+    Kittel, Introduction to Solid State Physics, table 11.2 / 14), never pymatgen's 5 μB VASP start that
+    sent GPAW to non-magnetic solutions; 4f starts the Hund's-rule spin 2S of R3+ (4f^n: n <= 7 -> n,
+    else 14 - n; Eu2+ 4f^7); Pt, N, B a small induced start."""
+    from tansaku.screening.magnetic_configurations import RE_4F_MAGNETIC, default_start_moments
+
+    for symbol, metal in {"Fe": 2.22, "Co": 1.72, "Ni": 0.62}.items():
+        assert 1.1 <= default_start_moments([symbol])[0] / metal <= 1.6, symbol
+    for number, symbol in zip(range(58, 71), ["Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb"]):
+        n4f = number - 57  # R3+: 4f^1 (Ce) ... 4f^13 (Yb)
+        assert symbol in RE_4F_MAGNETIC
+        if symbol == "Eu":  # divalent in metals: 4f^7 like Gd
+            n4f = 7
+        assert default_start_moments([symbol])[0] == (n4f if n4f <= 7 else 14 - n4f), symbol
+    np.testing.assert_array_equal(default_start_moments(["Pt", "N", "B"]), [0.6] * 3)
 
 
 def test_rare_earth_antiparallel_needs_both_sublattices():
@@ -143,7 +162,7 @@ def test_supercell_patterns_give_one_site_cells_an_antiparallel_state():
     assert (ud.name, ud.repeat) == ("ud:ud@2x1x1", (2, 1, 1))
     cell = ud.atoms(l10_fept())
     assert cell.get_chemical_formula() == "Fe2Pt2" and cell.cell.lengths() == pytest.approx([5.46, 2.73, 3.71])
-    np.testing.assert_array_equal(cell.get_initial_magnetic_moments(), [5.0, 0.6, -5.0, 0.6])  # Pt: induced
+    np.testing.assert_array_equal(cell.get_initial_magnetic_moments(), [2.8, 0.6, -2.8, 0.6])  # Pt: induced
     # half of each Fe's four in-plane Fe neighbours flip: the stand-in for the disordered state (f = 1/2)
     assert flipped_bond_fraction(cell, [5.0, 0.6, 5.0, 0.6], ud.magmoms) == 0.5
     # B2 FeCo: in its own cell the only pattern flips every bond (f = 1); the supercell's first has f = 1/2
@@ -152,11 +171,10 @@ def test_supercell_patterns_give_one_site_cells_an_antiparallel_state():
     (double,) = magnetic_configurations(feco, "enumerate", 2, supercell=(2, 1, 1))[1:]
     assert flipped_bond_fraction(feco, [5, 5], own.magmoms) == 1.0
     assert flipped_bond_fraction(double.atoms(feco), [5] * 4, double.magmoms) == 0.5
-    # each configuration its own task; FM keeps the id it has without configurations
+    # each configuration its own task
     params = get_spec("gpaw").resolve_params({"preset": "fast"})
     candidate = Candidate(l10_fept(), "test")
     tasks = [make_task(candidate, "gpaw", params, RelaxSettings(), configuration=c) for c in (fm, ud)]
-    assert tasks[0].task_id == make_task(candidate, "gpaw", params, RelaxSettings()).task_id
     assert len(tasks[1].atoms) == 4 and tasks[1].task_id != tasks[0].task_id
 
 
@@ -195,18 +213,22 @@ def test_magnet_funnel_example_computes_two_magnetic_states_of_every_candidate()
         assert flipped_bond_fraction(other.atoms, reference, other.atoms.get_initial_magnetic_moments()) == 0.5, \
             (source.formula, other.configuration)
 
-def test_fm_task_keeps_its_old_id_and_other_configurations_get_their_own():
+def test_every_configuration_has_its_start_in_its_task_id():
     params = get_spec("gpaw").resolve_params({"preset": "fast"})
     candidate = Candidate(fe4(), "test")
     plain = make_task(candidate, "gpaw", params, RelaxSettings())
     configs = magnetic_configurations(fe4(), "enumerate")
     tasks = [make_task(candidate, "gpaw", params, RelaxSettings(), configuration=c) for c in configs]
-    assert tasks[0].task_id == plain.task_id  # FM = the start every DFT task had
+    assert tasks[0].task_id != plain.task_id  # FM: its start moments are part of its identity
+    np.testing.assert_array_equal(tasks[0].atoms.get_initial_magnetic_moments(), [2.8] * 4)
+    other_start = dataclasses.replace(configs[0], magmoms=(5.0,) * 4)
+    assert make_task(candidate, "gpaw", params, RelaxSettings(), configuration=other_start).task_id != tasks[0].task_id
+    assert make_task(candidate, "gpaw", params, RelaxSettings(), configuration=configs[0]).task_id == tasks[0].task_id
     assert len({t.task_id for t in tasks}) == len(tasks) == 4
     assert [t.configuration for t in tasks] == ["fm", "ud:uudd", "ud:udud", "ud:uuud"]
     back = task_from_dict(task_to_dict(tasks[1]))
     assert tasks_equal(back, tasks[1]) and back.configuration == "ud:uudd"
-    np.testing.assert_array_equal(back.atoms.get_initial_magnetic_moments(), [5, 5, -5, -5])
+    np.testing.assert_array_equal(back.atoms.get_initial_magnetic_moments(), [2.8, 2.8, -2.8, -2.8])
 
 
 CAMPAIGN = """
@@ -351,7 +373,7 @@ def test_funnel_stage_gets_one_task_per_configuration_and_parses_a_k1_stage(tmp_
     assert rank_campaign(campaign) == ""
     tasks = plan_next_stage(campaign, 1, plan)
     ni3al = [t for t in tasks if t.kind == "candidate"]
-    # Ni3Al: FM (same id as without configurations) + the symmetry-distinct up/down patterns of 3 Ni sites
+    # Ni3Al: FM + the symmetry-distinct up/down patterns of 3 Ni sites
     assert [t.configuration for t in ni3al] == ["fm", "ud:uud"]
     assert len({t.task_id for t in tasks}) == len(tasks)
     assert all(t.configuration == "fm" for t in tasks if t.kind == "reference")  # references: FM only

@@ -248,13 +248,26 @@ def test_presets_resolve_in_one_place_and_overrides_win():
     from tansaku.calculators.presets import PRESETS
 
     spec = get_spec("gpaw")
-    assert spec.resolve_params({}) == {"preset": "screening", **PRESETS["gpaw"]["screening"], "setups": "paw"}
+    assert spec.resolve_params({}) == {"preset": "screening", **PRESETS["gpaw"]["screening"], "setups": "paw",
+                                       "scf_density": 1e-4}
     fast = spec.resolve_params({"preset": "fast", "ecut": 350.0})
     assert fast["ecut"] == 350.0 and fast["kspacing"] == PRESETS["gpaw"]["fast"]["kspacing"]
     with pytest.raises(CalculatorConfigError, match="unknown preset 'quick'"):
         spec.resolve_params({"preset": "quick"})
     with pytest.raises(CalculatorConfigError, match=r"unknown parameter\(s\) \['encut'\]"):
         spec.resolve_params({"encut": 500})
+
+
+def test_gpaw_takes_both_convergence_criteria(tmp_path):
+    """The energy criterion and the density one (GPAW's own default unless the campaign sets it) reach GPAW."""
+    pytest.importorskip("gpaw")
+    from tansaku.calculators import RunContext, Runtime, get_calculator
+
+    context = RunContext(Runtime(scratch=tmp_path), tmp_path)
+    default = get_calculator("gpaw", {"preset": "fast"}, context)
+    loose = get_calculator("gpaw", {"preset": "fast", "scf_density": 1e-3}, context)
+    assert default.parameters["convergence"] == {"energy": 1e-4, "density": 1e-4}
+    assert loose.parameters["convergence"] == {"energy": 1e-4, "density": 1e-3}
 
 
 def test_kpoint_grid_matches_ase_kpoint_density():

@@ -87,12 +87,20 @@ def _gpaw_occupations(smearing_type: str, width: float) -> dict[str, Any]:
     return {"name": smearing_type, "width": width}
 
 
+# GPAW's own default density criterion (electrons per valence electron). Magnetic metals with flat 3d
+# bands at the Fermi level (YCo5 on a 4x4x4 mesh) reach the energy criterion in ~20 iterations and then
+# stall near 10^-2.5 in density; such a campaign may set ``scf_density = 1e-3`` (docs/magnetism.md).
+GPAW_DENSITY_CRITERION = 1e-4
+
+
 class _GPAWFactory:
-    """GPAW in plane-wave mode; runs in this process with ``cores`` BLAS threads (see run_task)."""
+    """GPAW in plane-wave mode; runs in this process with ``cores`` BLAS threads (see run_task).
+    GPAW-only parameters: ``setups`` (GPAW's setups name) and ``scf_density`` (its density criterion)."""
 
     def __call__(self, *, context: RunContext, preset: str, xc: str, ecut: float, kspacing: float,
                  smearing: float, smearing_type: str, spin: bool, mixing_beta: float, max_scf: int,
-                 extra_bands: float, scf_tol: float, setups: str = "paw") -> Calculator:
+                 extra_bands: float, scf_tol: float, setups: str = "paw",
+                 scf_density: float = GPAW_DENSITY_CRITERION) -> Calculator:
         from gpaw import PW
 
         _check_smearing(smearing_type)
@@ -100,7 +108,7 @@ class _GPAWFactory:
             mode=PW(ecut), xc=xc, setups=setups,
             occupations=_gpaw_occupations(smearing_type, smearing),
             mixer={"beta": mixing_beta, "nmaxold": 5, "weight": 50.0},
-            maxiter=max_scf, convergence={"energy": scf_tol}, spinpol=spin,
+            maxiter=max_scf, convergence={"energy": scf_tol, "density": scf_density}, spinpol=spin,
             # ASE's k-point density (points per 1/Å, 2π included) gives kpoint_grid's rule
             kpts={"density": 1.0 / kspacing, "gamma": True},
             txt=str(context.directory / "gpaw.txt"))
@@ -431,7 +439,7 @@ def _spec(name: str, factory: Any, package: str, description: str, version_fn: A
 
 
 register(_spec("gpaw", _GPAWFactory(), "gpaw", "GPAW plane-wave PAW DFT (in process; pip gpaw + gpaw-data)",
-               gpaw_version, setups="paw"))
+               gpaw_version, setups="paw", scf_density=GPAW_DENSITY_CRITERION))
 register(_spec("espresso", _EspressoFactory(), "quantum-espresso", "Quantum ESPRESSO pw.x (Debian package)",
                espresso_version, native_relax=espresso_native_relax, pseudopotentials={}, relax_driver="ase"))
 register(_spec("vasp", _VaspFactory(), "vasp", "VASP (licensed; runs on HPC through a configured command)",

@@ -13,13 +13,16 @@ Parameters shared by every DFT code (units as in the rest of tansaku):
                        N_i = max(1, ceil(2π |b_i| / kspacing)) points, b_i the reciprocal vectors (no 2π)
 ``smearing``   eV      smearing width
 ``smearing_type``      ``marzari-vanderbilt`` | ``fermi-dirac`` | ``gaussian`` | ``methfessel-paxton``
-``spin``               spin-polarised, starting from the structure's initial moments
-                       (pymatgen's defaults when it has none: Fe 5, Co 5, Ni 5 μB, ...)
+``spin``               spin-polarised, starting from the structure's initial moments (tansaku's
+                       START_MOMENTS when it has none: Fe 2.8, Co 2.0, Ni 0.8, Sm 5 μB, ...)
 ``mixing_beta``        density mixing fraction
 ``max_scf``            SCF iteration limit (a calculation that reaches it has not converged)
 ``extra_bands``        fraction of bands added to the code's default (0.2 = 20 % more)
 ``scf_tol``    eV      SCF energy convergence
 =============  ======  =====================================================================
+
+GPAW also takes ``setups`` (default ``"paw"``) and ``scf_density`` (its density criterion, electrons per
+valence electron, default GPAW's own 1e-4).
 
 The ``screening`` presets follow common high-throughput practice: 400 eV (GPAW, plane waves), 40 Ry
 (QE with the SSSP-like pslibrary pseudopotentials Debian ships), 520 eV (VASP, as the Materials Project)

@@ -4,9 +4,8 @@ A spin-polarised DFT calculation converges to the magnetic state nearest its sta
 ground state of a candidate is only found by starting from several.  Modes (campaign ``[magnetism]
 configurations``):
 
-* ``"fm"``: all moments parallel, pymatgen's default magnitudes
-  (:func:`default_start_moments`); the start every DFT task had before
-  configurations existed, so its task id is unchanged.
+* ``"fm"``: all moments parallel, the magnitudes of :data:`START_MOMENTS`
+  (:func:`default_start_moments`).
 * ``"fm+re-antiparallel"``: FM plus, where the cell holds both, rare-earth (4f) moments antiparallel to the
   3d transition-metal sublattice (``"re-anti"``): the ground state of heavy rare earths with Fe/Co
   (GdCo5, Tb2Fe17), and the spin arrangement of light ones (Sm, Nd: spin antiparallel, the larger orbital
@@ -22,7 +21,9 @@ configurations``):
   of the Curie-temperature estimate) instead of the all-bonds-flipped one.
 
 Magnetic sites are the atoms of :data:`MAGNETIC_ELEMENTS` (3d V..Ni and the open-4f lanthanides Ce..Yb);
-the others (Pt, N, B, ...) keep their default (small, positive) start: their moment is induced.
+the others (Pt, N, B, ...) keep their default (small, positive) start: their moment is induced.  The start
+moments of every configuration, FM included, enter its task id: a change of :data:`START_MOMENTS` makes
+new tasks, never silently reuses results started elsewhere.
 """
 
 from __future__ import annotations
@@ -66,12 +67,25 @@ def magnetic_sites(atoms: Atoms) -> np.ndarray:
     return np.array([i for i, s in enumerate(atoms.get_chemical_symbols()) if s in MAGNETIC_ELEMENTS], dtype=int)
 
 
-def default_start_moments(symbols: list[str]) -> np.ndarray:
-    """pymatgen's default starting moments (μB, ``DEFAULT_MAGMOMS``: Fe, Co, Ni, Mn 5, Gd 7.94, ...) per
-    site, 0.6 for unlisted elements: the FM start of every spin-polarised DFT task."""
-    from pymatgen.analysis.magnetism.analyzer import DEFAULT_MAGMOMS
+# Starting moments (μB) of spin-polarised DFT, chosen near the moments these atoms carry in metals:
+# 3d about 1.2-1.3x the elemental moments (bcc Fe 2.22, hcp Co 1.72, fcc Ni 0.62 μB; Mn 2.4-4.3 μB in MnAl /
+# MnPt), 4f the Hund's-rule spin moment 2S of the R3+ ion (Sm 4f5: 5 μB; Gd 4f7: 7 μB; Eu, divalent
+# in metals, 4f7: 7 μB).
+# pymatgen's defaults (Fe, Co, Ni, Mn 5 μB, made for high-spin oxides in VASP) sent GPAW to non-magnetic
+# solutions here: B2 FeCo from 5 μB ended at -15.639 eV with no moment, from 2.5 μB ferromagnetic at
+# -16.787 eV (docs/magnetism.md).
+START_MOMENTS: dict[str, float] = {
+    "V": 1.5, "Cr": 2.5, "Mn": 3.5, "Fe": 2.8, "Co": 2.0, "Ni": 0.8,
+    "Ce": 1.0, "Pr": 2.0, "Nd": 3.0, "Pm": 4.0, "Sm": 5.0, "Eu": 7.0, "Gd": 7.0, "Tb": 6.0, "Dy": 5.0,
+    "Ho": 4.0, "Er": 3.0, "Tm": 2.0, "Yb": 1.0,
+}
+INDUCED_START_MOMENT = 0.6  # μB, every other element (pymatgen's default for unlisted ones)
 
-    return np.array([float(DEFAULT_MAGMOMS.get(s, 0.6)) for s in symbols])
+
+def default_start_moments(symbols: list[str]) -> np.ndarray:
+    """The FM start of a spin-polarised DFT task: :data:`START_MOMENTS` per site (μB), 0.6 μB for other
+    elements (their moment is induced)."""
+    return np.array([START_MOMENTS.get(s, INDUCED_START_MOMENT) for s in symbols], dtype=float)
 
 
 def _start_magnitudes(atoms: Atoms) -> np.ndarray:

@@ -109,7 +109,6 @@ def candidate_tasks(candidate: Candidate, campaign: Campaign) -> list[Task]:
                                              campaign.magnetism.supercell)
     tasks = [make_task(candidate, name, params, campaign.relax, stage_name=campaign.stage_name, configuration=c)
              for c in configurations]
-    tasks[0].atoms = candidate.atoms  # FM: the default start (relax.default_magmoms), as before configurations
     return tasks
 
 

@@ -76,21 +76,25 @@ def _settings_hash(text: str) -> str:
     return short_hash(text)
 
 
+def _rounded_moments(atoms: Atoms, order: Any = slice(None)) -> list[float]:
+    """The initial moments (μB) to 1e-3, in ``order``: what of a start enters a task id."""
+    return [round(float(m), 3) for m in atoms.get_initial_magnetic_moments()[order]]
+
+
 def task_id_for(atoms: Atoms, calculator: str, params: Mapping[str, Any], relax: RelaxSettings,
                 relax_cell: bool, stage: str, configuration: str = "", calculation: str = CALCULATION_RELAX,
                 calculation_params: Mapping[str, Any] | None = None) -> str:
     """Hash of structure + calculator (name, parameters, package version) + stage settings.
 
-    A starting magnetic configuration other than FM adds its initial moments (μB, per atom in canonical
-    order) and name; FM (the default start) and no configuration hash as before configurations existed,
-    so results stored then are found again.  A calculation other than a relaxation adds its name and
-    parameters.
+    A starting magnetic configuration (FM included) adds its name and initial moments (μB, per atom in
+    canonical order): a task started elsewhere is another task.  A calculation other than a relaxation
+    adds its name and parameters.
     """
     settings = {**relax.as_dict(), "relax_cell": relax.relax_cell and relax_cell}
     extra: list[Any] = []
-    if configuration not in ("", "fm"):
+    if configuration:
         order = canonical_order(atoms)
-        extra += [configuration, [round(float(m), 3) for m in atoms.get_initial_magnetic_moments()[order]]]
+        extra += [configuration, _rounded_moments(atoms, order)]
     if calculation != CALCULATION_RELAX:
         extra += [calculation, dict(calculation_params or {})]
     return short_hash(canonical_structure_bytes(atoms), calculator, dict(params),
@@ -133,13 +137,13 @@ def next_stage_task(source: Task, atoms: Atoms, calculator: str, params: Mapping
     """The task of funnel stage ``stage_name`` that continues ``source`` from ``atoms`` (its relaxed
     structure): same candidate id, label and kind, ``source_task_id`` = the source's task id.
 
-    With ``configuration`` it starts from that configuration's moments (name in the task id; FM keeps
-    the id of a task without configurations); ``calculation`` other than a relaxation (anisotropy) adds
-    its name and parameters to the id."""
+    With ``configuration`` it starts from that configuration's moments (its name and moments in the task
+    id); ``calculation`` other than a relaxation (anisotropy) adds its name and parameters to the id."""
     name = "" if configuration is None else configuration.name
+    extra: list[Any] = []
     if configuration is not None:
         atoms = configuration.atoms(atoms)
-    extra: list[Any] = [name] if name not in ("", "fm") else []
+        extra += [name, _rounded_moments(atoms)]
     if calculation != CALCULATION_RELAX:
         extra += [calculation, dict(calculation_params or {})]
     return Task(
