@@ -140,8 +140,9 @@ def compute_ranking(path: str | os.PathLike, spec: RankingSpec, calculator: str 
             "settings": json.dumps(asdict(spec)), "skipped_objectives": ",".join(skipped),
             "magnetisation": magnetisation,
             "reference_entries": str(reference_entries) if reference_entries else "campaign references",
-            "unconverged": f"{int(unconverged.sum())} unconverged relaxation(s) "
-                           + ("included" if include_unconverged else "excluded from the hull and the ranking"),
+            "unconverged": (f"{int(unconverged.sum())} row(s) with forces above fmax (single points, or "
+                            f"relaxations that reached the step limit) included" if include_unconverged else
+                            f"{int(unconverged.sum())} unconverged relaxation(s) excluded from the hull and the ranking"),
             **scale_meta}
     return derived, meta
 
