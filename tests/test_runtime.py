@@ -210,6 +210,24 @@ def test_a_file_without_the_optional_columns_is_read_and_upgraded(tmp_path):
 
 # ------------------------------------------------------------------ unconverged relaxations and the hull
 
+def test_a_single_point_is_converged_when_its_forces_and_stress_are_below_fmax():
+    """relax.steps = 0: ASE's optimizer says "not converged" without looking; tansaku looks (atoms' forces
+    and, with the cell relaxed, the cell filter's stress forces)."""
+    from ase.build import bulk
+
+    from tansaku.calculators import RelaxSettings, get_calculator, relax
+
+    calc = get_calculator("emt")
+    relaxed = relax(bulk("Cu", "fcc", a=3.6, cubic=True), calc, RelaxSettings(fmax=0.001, steps=200))
+    assert relaxed.converged
+    point = relax(relaxed.atoms, calc, RelaxSettings(fmax=0.01, steps=0))
+    assert point.steps == 0 and point.converged and point.energy == pytest.approx(relaxed.energy, abs=1e-9)
+    strained = relaxed.atoms.copy()
+    strained.set_cell(strained.cell * 1.02, scale_atoms=True)  # no force on any atom, but stress
+    assert not relax(strained, calc, RelaxSettings(fmax=0.01, steps=0)).converged
+    assert relax(strained, calc, RelaxSettings(fmax=0.01, steps=0, relax_cell=False)).converged
+
+
 def test_unconverged_relaxations_are_kept_off_the_hull_and_flagged(tmp_path):
     from tansaku.screening.rank import RankingSpec
     from tansaku.workflows.ranking import compute_ranking

@@ -180,8 +180,11 @@ def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSetting
                               f"{done + optimizer.nsteps} steps (continues from its checkpoint)")
 
     optimizer.attach(after_step, interval=1)
+    budget = max(0, settings.steps - done)
     try:
-        converged = bool(optimizer.run(fmax=settings.fmax, steps=max(0, settings.steps - done)))
+        converged = bool(optimizer.run(fmax=settings.fmax, steps=budget))
+        if budget == 0:  # a single point (or a finished budget): ASE's run says False without looking
+            converged = bool(np.sqrt((target.get_forces() ** 2).sum(axis=1)).max(initial=0.0) <= settings.fmax)
     finally:
         if trajectory is not None:
             trajectory.close()
