@@ -53,6 +53,32 @@ def test_truncated_file_is_an_error_not_a_hang(store_file: Path, tmp_path: Path,
         read_table(cut)
 
 
+def test_a_live_writers_unfinished_extension_is_not_called_truncated(store_file: Path, tmp_path: Path) -> None:
+    """A reader polling a run that has just started can find the superblock announcing bytes the writer
+    has not written yet (the CI kill test hit it once): with the writer's lock held by a live process the
+    size probe lets the SWMR open go on; once the holder is dead, the same file is reported truncated."""
+    from tansaku.results.lock import WriterLock, writer_alive
+    from tansaku.results.read import _check_not_truncated
+
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(store_file.read_bytes()[:-2000])
+    with pytest.raises(StoreError, match="cut.h5.*truncated"):
+        _check_not_truncated(cut)
+    lock = WriterLock(cut)
+    lock.acquire()  # this (live) process holds the writer lock: its line names our pid and host
+    try:
+        assert writer_alive(cut)
+        _check_not_truncated(cut)
+    finally:
+        lock.release()
+    assert not writer_alive(cut)  # released: the lock file is emptied
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    Path(f"{cut}.lock").write_text(f"{dead.stdout.strip()} on {os.uname().nodename}\n")  # a killed writer's line
+    assert not writer_alive(cut)
+    with pytest.raises(StoreError, match="cut.h5.*truncated"):
+        _check_not_truncated(cut)
+
+
 def test_corrupted_bytes_are_an_error(store_file: Path, tmp_path: Path) -> None:
     data = bytearray(store_file.read_bytes())
     rng = np.random.default_rng(1)

@@ -60,3 +60,25 @@ class WriterLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+def writer_alive(store_path: str | os.PathLike) -> bool:
+    """Whether a live process on this host holds (or a process on another host may hold) the writer lock
+    of ``store_path``, read from the holder line the lock file keeps while it is held. Only reads: taking
+    even a shared lock here could make a writer starting at that moment fail."""
+    lock = Path(store_path).with_name(Path(store_path).name + ".lock")
+    try:
+        holder = lock.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    if len(holder) < 3 or not holder[0].isdigit():
+        return False
+    if holder[2] != socket.gethostname():
+        return True  # another node of a shared file system: cannot look, assume it is live
+    try:
+        os.kill(int(holder[0]), 0)
+    except ProcessLookupError:
+        return False  # a killed writer's line
+    except PermissionError:
+        return True
+    return True
