@@ -272,7 +272,8 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
         _, plan = plan_for(calculator, tasks, workers, folder, task_timeout)
         structures = [task.atoms for task in plan.tasks]
         write(folder / "structures.extxyz", structures)
-        write(folder / "jobflow.extxyz", structures[:jobflow_tasks])
+        if jobflow_tasks:
+            write(folder / "jobflow.extxyz", structures[:jobflow_tasks])
         _pin()
         relax_plain(structures[0], calculator)  # imports before the jobflow row's floor is timed
         times: dict[str, list[float]] = {}
@@ -287,9 +288,11 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
                 wall, cpu = variant_in_fresh_process(variant, tasks, workers, calculator, task_timeout, folder)
                 add(variant, wall)
                 add(f"{variant} cpu", cpu)
+                if variant == "tansaku-pool" and repeat < quacc_repeats:  # right after it: the same machine state
+                    add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
             if repeat < quacc_repeats:  # far from tansaku (see the docstring): fewer repeats keep the run short
-                add("quacc-dask", quacc_run(folder / "structures.extxyz", "dask", workers, calculator))
-                add("jobflow", quacc_run(folder / "jobflow.extxyz", "jobflow", workers, calculator))
+                if jobflow_tasks:
+                    add("jobflow", quacc_run(folder / "jobflow.extxyz", "jobflow", workers, calculator))
                 if "jobflow" in times:
                     times.setdefault("loop-jobflow", []).append(sum(timed_loop(structures[:jobflow_tasks],
                                                                                calculator)))
