@@ -30,7 +30,7 @@ from tansaku.workflows.plan import Plan, make_plan
 from tansaku.workflows.tasks import Task, atoms_from_arrays, plain_info
 
 PLAN_FORMAT = "tansaku-plan"
-PLAN_VERSION = 3  # bump when the layout or the planning code changes what a campaign plans
+PLAN_VERSION = 4  # bump when the layout or the planning code changes what a campaign plans (4: start moments in the ids)
 PLAN_SUFFIX = ".plan.h5"
 STRING_FIELDS = ("task_id", "candidate_id", "kind", "label", "formula", "prototype", "parent", "source_task_id",
                  "configuration")
