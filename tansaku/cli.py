@@ -656,14 +656,13 @@ def show(
         if meta.get("mixed_energy_scales") and meta.get("calculator") == fields.get("calculator"):
             table.add_row("warning", meta["mixed_energy_scales"])  # its formation energy and e_above_hull
             break
-    if fields.get("status") == "ok" and not fields.get("converged", True) and fields.get("steps") == 0:
-        table.add_row("note", f"single point: forces or stress above fmax at this structure (atoms' fmax "
-                              f"{_format(fields.get('fmax'), 3)} eV/Å; the structure is the previous stage's); "
-                              f"a single-point stage ranks it as computed")
-    elif fields.get("status") == "ok" and not fields.get("converged", True):
-        table.add_row("note", f"NOT CONVERGED: the relaxation stopped at its step limit ({fields.get('steps')} steps, "
-                              f"fmax {_format(fields.get('fmax'), 3)} eV/Å); not a result: left off the hull and "
-                              f"the ranking")
+    if fields.get("status") == "ok" and not fields.get("converged", True):
+        fmax = _format(fields.get("fmax"), 3)
+        table.add_row("note", f"single point: forces or stress above fmax at this structure (atoms' fmax {fmax} "
+                              f"eV/Å; the structure is the previous stage's); a single-point stage ranks it as "
+                              f"computed" if fields.get("steps") == 0 else
+                              f"NOT CONVERGED: the relaxation stopped at its step limit ({fields.get('steps')} "
+                              f"steps, fmax {fmax} eV/Å); not a result: left off the hull and the ranking")
     if source.caveat:
         table.add_row("caveat", source.caveat)
     for line in record_caveats(fields, derived):

@@ -67,8 +67,13 @@ class RelaxResult:
     resumed_from: int = 0  # steps taken before this run (from the checkpoint)
 
 
+def _max_force(forces: np.ndarray) -> float:
+    """The largest force norm (eV/Å; 0 for no atoms)."""
+    return float(np.sqrt((np.asarray(forces) ** 2).sum(axis=1)).max(initial=0.0))
+
+
 def default_magmoms(atoms: Atoms) -> np.ndarray:
-    """pymatgen's default starting moments (μB) per site, 0.6 for unlisted elements (the FM start)."""
+    """tansaku's starting moments (μB, ``START_MOMENTS``) per site: the FM start."""
     from tansaku.screening.magnetic_configurations import default_start_moments
 
     return default_start_moments(atoms.get_chemical_symbols())
@@ -184,7 +189,7 @@ def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSetting
     try:
         converged = bool(optimizer.run(fmax=settings.fmax, steps=budget))
         if budget == 0:  # a single point (or a finished budget): ASE's run says False without looking
-            converged = bool(np.sqrt((target.get_forces() ** 2).sum(axis=1)).max(initial=0.0) <= settings.fmax)
+            converged = _max_force(target.get_forces()) <= settings.fmax
     finally:
         if trajectory is not None:
             trajectory.close()
@@ -195,7 +200,7 @@ def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSetting
     result_atoms = atoms.copy()  # detached from the calculator
     return RelaxResult(
         atoms=result_atoms, energy=energy,
-        fmax=float(np.sqrt((forces**2).sum(axis=1)).max()) if len(atoms) else 0.0,
+        fmax=_max_force(forces),
         stress=_stress(atoms), magmoms=magmoms, magmom_total=magmom_total,
         steps=done + int(optimizer.nsteps), converged=converged, wall_time=time.perf_counter() - start,
         scf_iterations=scf["sum"] if scf["known"] else -1, resumed_from=done)

@@ -48,7 +48,7 @@ class WriterLock:
             os.close(fd)
             raise
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)  # read by writer_alive
         self._fd = fd
 
     def release(self) -> None:
@@ -66,9 +66,8 @@ def writer_alive(store_path: str | os.PathLike) -> bool:
     """Whether a live process on this host holds (or a process on another host may hold) the writer lock
     of ``store_path``, read from the holder line the lock file keeps while it is held. Only reads: taking
     even a shared lock here could make a writer starting at that moment fail."""
-    lock = Path(store_path).with_name(Path(store_path).name + ".lock")
     try:
-        holder = lock.read_text(encoding="utf-8", errors="replace").split()
+        holder = WriterLock(store_path).path.read_text(encoding="utf-8", errors="replace").split()
     except OSError:
         return False
     if len(holder) < 3 or not holder[0].isdigit():
@@ -80,5 +79,5 @@ def writer_alive(store_path: str | os.PathLike) -> bool:
     except ProcessLookupError:
         return False  # a killed writer's line
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
