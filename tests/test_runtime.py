@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -274,6 +275,25 @@ def test_presets_resolve_in_one_place_and_overrides_win():
         spec.resolve_params({"preset": "quick"})
     with pytest.raises(CalculatorConfigError, match=r"unknown parameter\(s\) \['encut'\]"):
         spec.resolve_params({"encut": 500})
+
+
+@pytest.mark.parametrize("name", ["gpaw", "espresso", "vasp"])
+@pytest.mark.parametrize("key, value, message", [
+    ("scf_density", -1e-3, "scf_density must be a number > 0.0, got -0.001"),
+    ("scf_tol", float("nan"), "scf_tol must be a number > 0.0, got nan"),
+    ("ecut", "400", "ecut must be a number > 0.0, got '400'"),
+    ("mixing_beta", 1.5, "mixing_beta must be a number > 0.0 and <= 1, got 1.5"),
+    ("max_scf", 0, "max_scf must be an integer >= 1, got 0"),
+    ("kspacing", True, "kspacing must be a number > 0.0, got True"),
+])
+def test_dft_parameter_values_are_checked_with_their_name(name, key, value, message):
+    from tansaku.calculators import CalculatorConfigError
+
+    if key == "scf_density" and name != "gpaw":
+        key, value, message = "extra_bands", -0.5, "extra_bands must be a number >= 0.0, got -0.5"
+    with pytest.raises(CalculatorConfigError, match=re.escape(f"calculator {name!r}: {message}")):
+        get_spec(name).resolve_params({"preset": "fast", key: value})
+    assert get_spec(name).resolve_params({"preset": "fast", "smearing": 0.0})["smearing"] == 0.0
 
 
 def test_gpaw_takes_both_convergence_criteria(tmp_path):

@@ -25,7 +25,7 @@ from ase.data import chemical_symbols
 
 from tansaku.calculators.context import RunContext
 from tansaku.calculators.errors import CodeCrashed, SCFNotConverged
-from tansaku.calculators.presets import PRESETS, preset_defaults
+from tansaku.calculators.presets import PRESETS, check_dft_params, preset_defaults
 from tansaku.calculators.process import run_code
 from tansaku.calculators.registry import MOMENTS_SIGNED, CalculatorConfigError, CalculatorSpec, register
 
@@ -431,7 +431,7 @@ def dft_energy_scale(params: Mapping[str, Any]) -> str:
 
 def _spec(name: str, factory: Any, package: str, description: str, version_fn: Any, native_relax: Any = None,
           **extra: Any) -> CalculatorSpec:
-    return CalculatorSpec(energy_scale=dft_energy_scale,
+    return CalculatorSpec(energy_scale=dft_energy_scale, check=check_dft_params,
         name=name, factory=factory, elements=ALL_ELEMENTS, package=package, magnetic=True,
         moments=MOMENTS_SIGNED, uses_initial_magmoms=True, defaults={**preset_defaults(name), **extra}, file_based=True,
         presets={k: {"preset": k, **v} for k, v in PRESETS[name].items()}, version_fn=version_fn,

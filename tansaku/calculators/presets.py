@@ -33,6 +33,8 @@ tests and examples on a laptop (energies a few 10 meV/atom off, moments within ~
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 Preset = dict[str, Any]
@@ -62,3 +64,29 @@ PRESETS: dict[str, dict[str, Preset]] = {
 def preset_defaults(code: str, preset: str = "screening") -> Preset:
     """Every accepted shared parameter of ``code`` with its value in ``preset`` (plus the preset's name)."""
     return {"preset": preset, **PRESETS[code][preset]}
+
+
+# (lowest, highest, lowest allowed itself) of the numeric parameters; an integer where the bound is one
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "ecut": (0.0, math.inf, False), "kspacing": (0.0, math.inf, False), "smearing": (0.0, math.inf, True),
+    "mixing_beta": (0.0, 1.0, False), "max_scf": (1, math.inf, True), "extra_bands": (0.0, math.inf, True),
+    "scf_tol": (0.0, math.inf, False), "scf_density": (0.0, math.inf, False),
+}
+
+
+def check_dft_params(params: Mapping[str, Any]) -> None:
+    """Refuse a numeric DFT parameter that is not a finite number in its range (a negative cutoff, a NaN
+    tolerance, mixing above 1), naming the parameter and its value, before any task is planned."""
+    from tansaku.calculators.registry import CalculatorConfigError
+
+    for key, (low, high, low_ok) in _RANGES.items():
+        if key not in params:
+            continue
+        value = params[key]
+        integer = isinstance(low, int)
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
+                or not math.isfinite(value) or value < low or (value == low and not low_ok) or value > high:
+            bound = f">= {low}" if low_ok else f"> {low}"
+            limit = f" and <= {high:g}" if math.isfinite(high) else ""
+            kind = "an integer" if integer else "a number"
+            raise CalculatorConfigError(f"{key} must be {kind} {bound}{limit}, got {value!r}")

@@ -70,6 +70,8 @@ class CalculatorSpec:
     # functional), "chgnet-mptrj", "emt", ...; a function of the resolved identity parameters where the
     # functional is a parameter (DFT); "" = its own scale, named after the calculator
     energy_scale: str | Callable[[Mapping[str, Any]], str] = ""
+    # checks the values of the resolved parameters, raising CalculatorConfigError (e.g. presets.check_dft_params)
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.moments not in MOMENT_KINDS:
@@ -101,7 +103,13 @@ class CalculatorSpec:
         missing = [key for key in self.required if key not in params]
         if missing:
             raise CalculatorConfigError(f"calculator {self.name!r}: missing required parameter(s) {missing}")
-        return {**self.defaults, **params}
+        resolved = {**self.defaults, **params}
+        if self.check is not None:
+            try:
+                self.check(resolved)
+            except CalculatorConfigError as exc:
+                raise CalculatorConfigError(f"calculator {self.name!r}: {exc}") from None
+        return resolved
 
     def energy_scale_of(self, params: Mapping[str, Any] | None = None) -> str:
         """The energy scale of this calculator's energies with identity ``params`` (e.g. stored with a
