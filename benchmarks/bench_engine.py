@@ -437,7 +437,12 @@ if __name__ == "__main__":
     parser.add_argument("--variant", choices=VARIANTS, help="run one variant in this process and print its seconds")
     parser.add_argument("--folder", type=Path, help="scratch folder of --variant")
     args = parser.parse_args()
+    for name in ("repeats", "tasks", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"{name} must be at least 1, got {getattr(args, name)}")
     if args.variant:
+        if args.folder is None or not args.folder.is_dir():
+            parser.error(f"--variant needs --folder, an existing scratch folder (got {args.folder})")
         print(*run_variant(args.variant, args.tasks, args.workers, args.calculator, args.task_timeout, args.folder))
         raise SystemExit(0)
     print(render(run(args.repeats, args.quick, args.tasks, args.workers, args.calculator, args.chgnet, args.task_timeout,
