@@ -2,7 +2,7 @@
 
 The per-structure path (relax.py) runs one ASE optimizer loop per structure, so an ML model is called
 once per structure per step with a batch of one graph. ``relax_batch`` keeps each structure's own ASE
-optimizer and cell filter (FIRE/BFGS/LBFGS on ``FrechetCellFilter``, exactly as ``relax``), but drives
+optimizer and cell filter (FIRE/BFGS/LBFGS on ``FastFrechetCellFilter``, exactly as ``relax``), but drives
 them step by step itself: every step it evaluates all structures still relaxing in **one** model call
 (CHGNet: one graph batch through ``CHGNet.predict_structure``; SevenNet: one collated graph batch
 through its model), hands each its energy, forces, stress
@@ -31,9 +31,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.filters import FrechetCellFilter
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from tansaku.calculators.cell_filter import FastFrechetCellFilter
 from tansaku.calculators.context import RunContext, Runtime
 from tansaku.calculators.registry import CalculatorConfigError, get_calculator, get_spec
 from tansaku.calculators.relax import (
@@ -150,7 +150,7 @@ class _Relaxation:
         self.atoms = atoms.copy()
         if uses_initial_magmoms and not self.atoms.get_initial_magnetic_moments().any():
             self.atoms.set_initial_magnetic_moments(default_magmoms(self.atoms))
-        self.target = FrechetCellFilter(self.atoms) if relax_cell else self.atoms
+        self.target = FastFrechetCellFilter(self.atoms) if relax_cell else self.atoms
         self.optimizer = OPTIMIZERS[settings.optimizer](self.target, logfile=None)
         self.optimizer.fmax = settings.fmax
 

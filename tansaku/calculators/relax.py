@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
-from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS
 
+from tansaku.calculators.cell_filter import FastFrechetCellFilter
 from tansaku.calculators.errors import CodeTimeout, UnphysicalResult
 
 OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS, "LBFGS": LBFGS}
@@ -142,7 +142,8 @@ def clear_checkpoint(directory: Path) -> None:
 def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSettings(),
           uses_initial_magmoms: bool = False, relax_cell: bool | None = None, directory: Path | None = None,
           timeout: float = 0.0, maxstep: float | None = None) -> RelaxResult:
-    """Relax a copy of ``atoms``; the cell too when ``settings.relax_cell`` (FrechetCellFilter).
+    """Relax a copy of ``atoms``; the cell too when ``settings.relax_cell`` (ASE's FrechetCellFilter
+    variables and forces, computed by cell_filter.FastFrechetCellFilter).
 
     ``relax_cell`` overrides the settings (e.g. False for a molecule in a box). ``directory``: checkpoint
     every step there and continue from an existing checkpoint. ``timeout`` (s, 0 = none) is checked
@@ -161,7 +162,7 @@ def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSetting
         done, scf_before = int(checkpoint["step"]), max(0, int(checkpoint.get("scf_iterations", 0)))
     atoms.calc = calc
     cell = settings.relax_cell if relax_cell is None else relax_cell
-    target = FrechetCellFilter(atoms) if cell else atoms
+    target = FastFrechetCellFilter(atoms) if cell else atoms
     kwargs = {"maxstep": maxstep} if maxstep else {}
     optimizer = OPTIMIZERS[settings.optimizer](target, logfile=None, **kwargs)
     scf = {"sum": scf_before, "known": scf_before > 0}
