@@ -9,8 +9,13 @@ The tasks are the first ``--tasks`` of a real campaign plan (fcc 2x1x1 / L12 / L
 metals and their elemental references; FIRE + FrechetCellFilter, fmax 0.05 eV/Å, at most 300 steps).
 Every variant relaxes the same structures with the same calculator, one pinned thread per worker:
 
-* plain loop: ASE's FIRE on FrechetCellFilter, one structure after another in this process (the floor;
-  each structure timed, so the floor of any subset is known);
+* plain loop: ASE's FIRE on ASE's FrechetCellFilter, one structure after another in this process (the
+  floor the issue set; each structure timed, so the floor of any subset is known);
+* plain loop, tansaku's cell filter: the same with ``FastFrechetCellFilter`` (calculators/cell_filter.py:
+  the same variables and forces to round-off, computed once per state), which ``tansaku run`` uses. For
+  small cells ASE's filter arithmetic costs more than EMT itself, so ``tansaku run`` beats the first
+  floor; against this second floor, which runs the same relaxation code, its efficiency is the engine's
+  overhead alone;
 * ProcessPool xW: the same function mapped on a ``concurrent.futures`` pool of W processes;
 * quacc + Dask xW: quacc's ``relax_job`` (its EMT recipe; for another calculator the same quacc Runner in a
   quacc ``@job``) on a Dask LocalCluster of W workers started in the timing, run by the quacc venv
@@ -99,16 +104,18 @@ def _pin() -> None:
     pin_threads(1)
 
 
-def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS) -> int:
-    """The floor: ASE FIRE on FrechetCellFilter with a fresh calculator, nothing else; returns the steps."""
+def relax_plain(atoms, calculator: str, fmax: float = FMAX, steps: int = STEPS, cell_filter: str = "ase") -> int:
+    """The floor: ASE FIRE on ASE's FrechetCellFilter (``cell_filter="tansaku"``: on tansaku's
+    FastFrechetCellFilter, which ``tansaku run`` uses) with a fresh calculator, nothing else; returns the steps."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
 
     from tansaku.calculators import get_calculator
+    from tansaku.calculators.cell_filter import FastFrechetCellFilter
 
     atoms = atoms.copy()
     atoms.calc = get_calculator(calculator)
-    optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
+    optimizer = FIRE((FastFrechetCellFilter if cell_filter == "tansaku" else FrechetCellFilter)(atoms), logfile=None)
     optimizer.run(fmax=fmax, steps=steps)
     return optimizer.nsteps
 
@@ -164,7 +171,7 @@ def timed_loop(structures, calculator: str) -> list[float]:
     return times
 
 
-VARIANTS = ("loop", "pool", "tansaku-pool", "tansaku-dask")
+VARIANTS = ("loop", "loop-tansaku-filter", "pool", "tansaku-pool", "tansaku-dask")
 
 
 def _adopt_orphans() -> None:
@@ -221,9 +228,10 @@ def run_variant(variant: str, tasks: int, workers: int, calculator: str, task_ti
     relax_plain(structures[0], calculator)  # imports and JIT (emt-fast) before timing
     _adopt_orphans()
     cpu, start = _cpu_seconds(), time.perf_counter()
-    if variant == "loop":
+    if variant in ("loop", "loop-tansaku-filter"):
+        cell_filter = "tansaku" if variant == "loop-tansaku-filter" else "ase"
         for atoms in structures:
-            relax_plain(atoms, calculator)
+            relax_plain(atoms, calculator, cell_filter=cell_filter)
     elif variant == "pool":
         with ProcessPoolExecutor(workers, initializer=_pin) as pool:
             list(pool.map(relax_plain, structures, [calculator] * len(structures)))
@@ -309,10 +317,16 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
         rows.append(Row("5 engine", case, "plain loop" if serial else f"plain loop / {workers}", label,
                         base[:len(times[name])], times[name], "speed-up = efficiency (1.00: no engine overhead)"))
 
+    rows.append(Row("5 engine", case, "plain loop", "plain loop, tansaku's cell filter", times["loop"],
+                    times["loop-tansaku-filter"], "serial: FastFrechetCellFilter vs ASE's FrechetCellFilter"))
     row("pool", f"ProcessPool x{workers}")
     row("quacc-dask", f"quacc + Dask x{workers}")
     row("tansaku-pool", f"tansaku run, pool x{workers}")
     row("tansaku-dask", f"tansaku run, dask x{workers}")
+    for name in ("tansaku-pool", "tansaku-dask"):  # the engine alone: the floor with the same cell filter
+        rows.append(Row("5 engine", case, f"loop, tansaku's filter / {workers}", f"tansaku run, {name[8:]} x{workers}",
+                        [t / workers for t in times["loop-tansaku-filter"]], times[name],
+                        "speed-up = engine efficiency (same relaxation code on both sides)"))
     for name in ("tansaku-pool", "tansaku-dask"):  # the parallel floor measured under the same load
         rows.append(Row("5 engine", case, f"ProcessPool x{workers}", f"tansaku run, {name[8:]} x{workers}",
                         times["pool"], times[name], "speed-up = efficiency against the plain pool"))
@@ -321,10 +335,14 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
             rows.append(Row("5 engine", case, f"quacc + Dask x{workers}", f"tansaku run, {name[8:]} x{workers}",
                             times["quacc-dask"], times[name][:len(times["quacc-dask"])],
                             "speed-up = tansaku throughput / quacc's"))
-    for name in VARIANTS[1:]:  # CPU seconds of all processes: the overhead, whatever the machine's drift
+    for name in VARIANTS[2:]:  # CPU seconds of all processes: the overhead, whatever the machine's drift
         rows.append(Row("5 engine", f"{case}, CPU s of all processes", "plain loop", name.replace("-", " run, ")
                         .replace("tansaku run, ", "tansaku run, ") + f" x{workers}", times["loop cpu"],
                         times[f"{name} cpu"], "speed-up = CPU efficiency (1.00: no CPU spent beyond the loop's)"))
+    for name in VARIANTS[3:]:
+        rows.append(Row("5 engine", f"{case}, CPU s of all processes", "loop, tansaku's filter",
+                        f"tansaku run, {name[8:]} x{workers}", times["loop-tansaku-filter cpu"], times[f"{name} cpu"],
+                        "speed-up = CPU efficiency of the engine alone"))
     if "jobflow" in times:
         rows.append(Row("5 engine", f"first {jobflow_tasks} of them", "plain loop", "quacc + jobflow run_locally",
                         times["loop-jobflow"], times["jobflow"], "serial: speed-up = efficiency"))
