@@ -98,12 +98,14 @@ def correction(exc: BaseException, attempts: Attempts, directory: Path | None) -
 def relax_with_handlers(atoms: Atoms, build: Callable[[Mapping[str, Any], RunContext], Any],
                         params: Mapping[str, Any], context: RunContext, settings: RelaxSettings,
                         uses_initial_magmoms: bool, relax_cell: bool, checkpoint: bool,
-                        native_relax: Callable[..., RelaxResult] | None = None) -> tuple[RelaxResult, Attempts]:
+                        native_relax: Callable[..., RelaxResult] | None = None,
+                        moments: bool = True) -> tuple[RelaxResult, Attempts]:
     """Relax ``atoms`` with the calculator ``build(params, context)`` makes, correcting failures.
 
     ``checkpoint``: relaxation progress goes to ``context.directory`` (file-based codes), so a rerun
     or a retry continues from the last step. ``native_relax``: the code relaxes by itself (QE vc-relax;
-    no checkpoint: a retry starts again). Raises HandledFailure when no correction is left.
+    no checkpoint: a retry starts again). ``moments``: see ``relax``. Raises HandledFailure when no
+    correction is left.
     """
     attempts = Attempts(params=dict(params))
     directory = context.directory if checkpoint else None
@@ -119,7 +121,7 @@ def relax_with_handlers(atoms: Atoms, build: Callable[[Mapping[str, Any], RunCon
                 return native_relax(start, calc, settings, relax_cell), attempts
             result = relax(atoms, calc, settings, uses_initial_magmoms=uses_initial_magmoms,
                            relax_cell=relax_cell, directory=directory, timeout=context.runtime.timeout,
-                           maxstep=attempts.maxstep)
+                           maxstep=attempts.maxstep, moments=moments)
             return result, attempts
         except Exception as exc:
             kind = exc.kind if isinstance(exc, CalculationFailure) else "error"

@@ -79,9 +79,12 @@ def default_magmoms(atoms: Atoms) -> np.ndarray:
     return default_start_moments(atoms.get_chemical_symbols())
 
 
-def _magnetic_moments(calc: Calculator, atoms: Atoms) -> tuple[np.ndarray | None, float]:
+def _magnetic_moments(calc: Calculator, atoms: Atoms, request: bool = True) -> tuple[np.ndarray | None, float]:
+    """The moments the calculation gave; ``request``: ask for them when the results lack them (a code
+    that reports them on request). Asking a calculator that has none (ASE's EMT lists ``magmoms`` but never
+    sets them) repeats the whole calculation first, so callers that know pass False."""
     magmoms = calc.results.get("magmoms")
-    if magmoms is None and "magmoms" in calc.implemented_properties:
+    if magmoms is None and request and "magmoms" in calc.implemented_properties:
         try:
             magmoms = calc.get_magnetic_moments(atoms)
         except (PropertyNotImplementedError, NotImplementedError):
@@ -141,13 +144,14 @@ def clear_checkpoint(directory: Path) -> None:
 
 def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSettings(),
           uses_initial_magmoms: bool = False, relax_cell: bool | None = None, directory: Path | None = None,
-          timeout: float = 0.0, maxstep: float | None = None) -> RelaxResult:
+          timeout: float = 0.0, maxstep: float | None = None, moments: bool = True) -> RelaxResult:
     """Relax a copy of ``atoms``; the cell too when ``settings.relax_cell`` (ASE's FrechetCellFilter
     variables and forces, computed by cell_filter.FastFrechetCellFilter).
 
     ``relax_cell`` overrides the settings (e.g. False for a molecule in a box). ``directory``: checkpoint
     every step there and continue from an existing checkpoint. ``timeout`` (s, 0 = none) is checked
-    after every step (CodeTimeout); ``maxstep`` (Å) overrides the optimizer's largest step. Every
+    after every step (CodeTimeout); ``maxstep`` (Å) overrides the optimizer's largest step; ``moments``:
+    ask the calculator for magnetic moments it did not report (False for one that predicts none). Every
     calculation is checked for unphysical results (UnphysicalResult).
     """
     start = time.perf_counter()
@@ -197,7 +201,7 @@ def relax(atoms: Atoms, calc: Calculator, settings: RelaxSettings = RelaxSetting
     energy = float(atoms.get_potential_energy())
     check_physical(atoms)
     forces = atoms.get_forces()
-    magmoms, magmom_total = _magnetic_moments(calc, atoms)
+    magmoms, magmom_total = _magnetic_moments(calc, atoms, request=moments)
     result_atoms = atoms.copy()  # detached from the calculator
     return RelaxResult(
         atoms=result_atoms, energy=energy,

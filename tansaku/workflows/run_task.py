@@ -91,7 +91,8 @@ def run_task(task: Task, runtime: Runtime | None = None) -> Record:
                 atoms, lambda params, ctx: get_calculator(task.calculator, params, ctx), task.params, context,
                 task.relax, uses_initial_magmoms=spec.uses_initial_magmoms and task.params.get("spin", True),
                 relax_cell=task.relax.relax_cell and task.relax_cell, checkpoint=spec.file_based,
-                native_relax=spec.native_relax if task.params.get("relax_driver") == "native" else None)
+                native_relax=spec.native_relax if task.params.get("relax_driver") == "native" else None,
+                moments=spec.magnetic)
     except Exception as exc:  # a failing task must not stop the campaign
         if isinstance(exc, HandledFailure):
             record = failed_record(task, str(exc))
