@@ -350,8 +350,9 @@ def run(repeats: int = 3, quick: bool = False, tasks: int = 200, workers: int = 
                             times["quacc-dask"], times[name][:len(times["quacc-dask"])],
                             "speed-up = tansaku throughput / quacc's"))
     for name in ("pool", "tansaku-pool", "tansaku-dask"):  # CPU seconds of all processes, whatever the drift
-        rows.append(Row("5 engine", f"{case}, CPU s of all processes", "plain loop", label(name, workers), times["loop cpu"],
-                        times[f"{name} cpu"], "speed-up = CPU efficiency (1.00: no CPU spent beyond the loop's)"))
+        rows.append(Row("5 engine", f"{case}, CPU s of all processes", "plain loop", label(name, workers),
+                        times["loop cpu"], times[f"{name} cpu"],
+                        "speed-up = CPU efficiency (1.00: no CPU spent beyond the loop's)"))
     for name in ("tansaku-pool", "tansaku-dask"):
         rows.append(Row("5 engine", f"{case}, CPU s of all processes", "loop, tansaku's filter",
                         label(name, workers), times["loop-tansaku-filter cpu"], times[f"{name} cpu"],

@@ -108,7 +108,8 @@ class FastFrechetCellFilter(FrechetCellFilter):
         stress = self.atoms.get_stress(**kwargs)
         forces = self.atoms.get_forces(**kwargs)
         cell = self.atoms.cell.array
-        state = (forces.tobytes(), stress.tobytes(), cell.tobytes(), np.asarray(self.mask, dtype=float).tobytes(), self.scalar_pressure)
+        state = (forces.tobytes(), stress.tobytes(), cell.tobytes(), np.asarray(self.mask).tobytes(),
+                 self.scalar_pressure)
         if state != self._state or self._value is None:
             self._value, self._state = self._gradient(forces, stress), state
         gradient, self.stress = self._value[0].copy(), self._value[1].copy()
